@@ -1,0 +1,112 @@
+"""The ``claude-state`` command line: global options, dispatch, error-to-exit-code mapping.
+
+Each command lives in its own module ``claude_state.cli.cmd_<name>`` exposing
+``register(subparsers)``; command modules import their heavy dependencies inside their
+``run`` functions so ``--help`` and the hook stay cheap. The library raises typed errors
+(:mod:`claude_state.errors`); only this module turns them into messages and exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from claude_state.errors import ClaudeStateError, exit_code_for
+
+#: Command modules, in the order ``--help`` lists them.
+COMMANDS = (
+    "init",
+    "status",
+    "hook",
+    "install",
+    "workflow",
+    "checkpoint",
+    "sessions",
+    "recover",
+    "verify",
+    "gc",
+    "demo",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors in the contract's format (exit 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"claude-state: error: {message}\n")
+        raise SystemExit(2)
+
+
+def _version() -> str:
+    import claude_state
+
+    return str(claude_state.__version__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="claude-state",
+        description=(
+            "Crash-proof state for long AI-agent work: records Claude Code sessions through "
+            "hooks, keeps durable workflows, and recovers what a crash left in flight."
+        ),
+    )
+    parser.add_argument("--state-dir", metavar="DIR", help="state directory (overrides all)")
+    parser.add_argument("--project", metavar="DIR", help="project directory (state in DIR/.claude/state)")
+    parser.add_argument("--json", action="store_true", help="print exactly one JSON document")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        module = importlib.import_module(f"claude_state.cli.cmd_{name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        print(f"claude-state {_version()}")
+        return 0
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    debug = args.debug or os.environ.get("CLAUDE_STATE_DEBUG") == "1"
+    from claude_state.cli.common import Context
+
+    ctx = Context(args)
+    try:
+        code = args.func(args, ctx)
+        return int(code or 0)
+    except ClaudeStateError as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        sys.stderr.write(f"claude-state: error: {exc}\n")
+        return exit_code_for(exc)
+    except KeyboardInterrupt:
+        sys.stderr.write("claude-state: error: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # a bug: say so plainly, keep the contract's one line
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        sys.stderr.write(
+            f"claude-state: error: internal error: {type(exc).__name__}: {exc} "
+            "(run with --debug for a traceback)\n"
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

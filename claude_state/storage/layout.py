@@ -1,0 +1,213 @@
+"""Where state lives: state-directory resolution and the on-disk layout.
+
+Resolution order is fixed by the CLI contract: ``--state-dir``, ``$CLAUDE_STATE_DIR``,
+``<project>/.claude/state`` where project is ``--project``, ``$CLAUDE_PROJECT_DIR``, the
+nearest ancestor of the working directory holding ``.claude/`` or ``.git/``, or the
+working directory. Folders are 0700, files 0600.
+
+This module is on the hook's hot path: stdlib ``os`` only, no ``pathlib`` objects in the
+per-call code (plain strings are cheaper), and no directory is created until needed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from claude_state.ids import validate_id
+
+SUBDIRS = ("workflows", "checkpoints", "sessions", "temp", "blobs", "logs")
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+TEMP_SUFFIX = ".tmp"
+
+
+def find_project_dir(cwd: str | None = None) -> str:
+    """The nearest ancestor of *cwd* holding ``.claude/`` or ``.git/``, else *cwd*."""
+    start = os.path.abspath(cwd or os.getcwd())
+    d = start
+    while True:
+        if os.path.isdir(os.path.join(d, ".claude")) or os.path.exists(os.path.join(d, ".git")):
+            return d
+        parent = os.path.dirname(d)
+        if parent == d:
+            return start
+        d = parent
+
+
+class StateDir:
+    """A resolved state directory and the paths of everything inside it.
+
+    Path methods validate the ids they are given, so no path is ever built from an
+    unchecked id (``../x`` never reaches the file system).
+    """
+
+    __slots__ = ("root",)
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = os.path.abspath(os.fspath(root))
+
+    def __repr__(self) -> str:
+        return f"StateDir({self.root!r})"
+
+    def __fspath__(self) -> str:
+        return self.root
+
+    @classmethod
+    def resolve(
+        cls,
+        state_dir: str | None = None,
+        project: str | None = None,
+        *,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> StateDir:
+        """Resolve the state directory by the contract's order (see module docstring)."""
+        env = os.environ if env is None else env
+        if state_dir:
+            return cls(state_dir)
+        if env.get("CLAUDE_STATE_DIR"):
+            return cls(env["CLAUDE_STATE_DIR"])
+        proj = project or env.get("CLAUDE_PROJECT_DIR") or find_project_dir(cwd)
+        return cls(os.path.join(proj, ".claude", "state"))
+
+    # -- folders -----------------------------------------------------------------------
+
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.root, *parts)
+
+    @property
+    def workflows(self) -> str:
+        return os.path.join(self.root, "workflows")
+
+    @property
+    def checkpoints(self) -> str:
+        return os.path.join(self.root, "checkpoints")
+
+    @property
+    def sessions(self) -> str:
+        return os.path.join(self.root, "sessions")
+
+    @property
+    def temp(self) -> str:
+        return os.path.join(self.root, "temp")
+
+    @property
+    def blobs(self) -> str:
+        return os.path.join(self.root, "blobs")
+
+    @property
+    def logs(self) -> str:
+        return os.path.join(self.root, "logs")
+
+    def exists(self) -> bool:
+        return os.path.isdir(self.root)
+
+    def ensure(self, sweep: bool = True) -> StateDir:
+        """Create the layout (0700, idempotent) and sweep orphaned temp files."""
+        _makedirs(self.root)
+        for name in SUBDIRS:
+            _makedirs(os.path.join(self.root, name))
+        if sweep:
+            sweep_temp(self.temp)
+        return self
+
+    # -- files (ids validated here) ------------------------------------------------------
+
+    def workflow_state(self, workflow_id: str) -> str:
+        return os.path.join(self.workflows, validate_id(workflow_id, "workflow id") + ".state")
+
+    def workflow_wal(self, workflow_id: str) -> str:
+        return os.path.join(self.workflows, validate_id(workflow_id, "workflow id") + ".wal")
+
+    def workflow_lock(self, workflow_id: str) -> str:
+        return os.path.join(self.workflows, validate_id(workflow_id, "workflow id") + ".lock")
+
+    def checkpoint_dir(self, workflow_id: str) -> str:
+        return os.path.join(self.checkpoints, validate_id(workflow_id, "workflow id"))
+
+    def checkpoint(self, workflow_id: str, checkpoint_id: str) -> str:
+        return os.path.join(
+            self.checkpoint_dir(workflow_id),
+            validate_id(checkpoint_id, "checkpoint id") + ".checkpoint",
+        )
+
+    def session_record(self, session_id: str) -> str:
+        return os.path.join(self.sessions, validate_id(session_id, "session id") + ".session")
+
+    def session_wal(self, session_id: str) -> str:
+        return os.path.join(self.sessions, validate_id(session_id, "session id") + ".wal")
+
+    def session_lock(self, session_id: str) -> str:
+        return os.path.join(self.sessions, validate_id(session_id, "session id") + ".lock")
+
+    def lease(self, session_id: str) -> str:
+        return os.path.join(self.sessions, validate_id(session_id, "session id") + ".lease")
+
+    def blob(self, digest: str) -> str:
+        if len(digest) != 32 or any(c not in "0123456789abcdef" for c in digest):
+            from claude_state.errors import InvalidIdError
+
+            raise InvalidIdError(digest, "blob digest")
+        return os.path.join(self.blobs, digest[:2], digest + ".blob")
+
+
+def _makedirs(path: str) -> None:
+    try:
+        os.mkdir(path, DIR_MODE)
+    except FileExistsError:
+        return
+    except FileNotFoundError:
+        os.makedirs(path, DIR_MODE, exist_ok=True)
+        return
+    # mkdir honours the umask; make the mode exact.
+    os.chmod(path, DIR_MODE)
+
+
+def temp_name(temp_dir: str) -> str:
+    """A unique temp-file path in *temp_dir* that names its writer's pid.
+
+    The pid lets :func:`sweep_temp` remove only the files of writers that are gone, so a
+    sweep never pulls a file out from under a concurrent writer.
+    """
+    return os.path.join(temp_dir, f"{os.getpid()}.{os.urandom(6).hex()}{TEMP_SUFFIX}")
+
+
+def sweep_temp(temp_dir: str, max_age: float = 3600.0) -> int:
+    """Remove orphaned temp files: those whose writer is dead, or older than *max_age*.
+
+    :returns: how many files were removed.
+    """
+    import time
+
+    removed = 0
+    try:
+        names = os.listdir(temp_dir)
+    except FileNotFoundError:
+        return 0
+    now = time.time()
+    for name in names:
+        path = os.path.join(temp_dir, name)
+        pid_text = name.split(".", 1)[0]
+        orphan = False
+        if pid_text.isdigit():
+            pid = int(pid_text)
+            if pid != os.getpid():
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    orphan = True
+                except PermissionError:
+                    pass
+        if not orphan:
+            try:
+                orphan = now - os.stat(path).st_mtime > max_age
+            except FileNotFoundError:
+                continue
+        if orphan:
+            try:
+                os.unlink(path)
+                removed += 1
+            except FileNotFoundError:
+                pass
+    return removed

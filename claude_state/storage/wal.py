@@ -1,0 +1,278 @@
+"""Write-ahead log: append-only, checksummed, salted records with a cuttable torn tail.
+
+File layout (little-endian; full spec in ``docs/format.md``)::
+
+    header (40 bytes): magic b"CSWL", version u16, kind u8, flags u8, salt u64,
+                       generation u64, base_seq u64, header_sum u64 (xxh3_64 of 0..31)
+    record:            length u32, seq u64, payload[length],
+                       checksum u64, length u32, end magic b"CSWE"
+
+``checksum`` is xxh3_64 of ``length|seq|payload`` seeded with the file's salt, so a
+record copied from another WAL generation never verifies. The trailing length lets a
+writer find and verify the *last* record in O(1) from the end of the file.
+
+Invariants:
+
+* Writers hold the subject's :class:`~claude_state.storage.locks.FileLock`. Before
+  appending, a writer verifies the last record; if it does not verify (a writer was
+  killed mid-append), the torn tail is cut first. So damage that is *not* at the tail is
+  never the result of a crash: a reader that finds a bad record followed by a good last
+  record reports corruption (:class:`~claude_state.errors.WALError`) instead of silently
+  dropping the good records after it.
+* Readers never lock; a record being appended concurrently fails its checksum and is
+  treated as not yet written.
+* Sequence numbers start at ``base_seq`` and increase by one per record.
+* An append is durable when :func:`append` returns (fdatasync), and several payloads
+  passed together share one flush (group commit).
+
+Hot path module: stdlib and ``xxhash`` only.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, field
+
+from claude_state.errors import StorageError, WALError
+from claude_state.storage.atomic import atomic_write, flush_fd, write_all
+from claude_state.storage.layout import FILE_MODE
+
+MAGIC = b"CSWL"
+END = b"CSWE"
+VERSION = 1
+FILE_HEAD = struct.Struct("<4sHBBQQQ")  # 32 bytes + u64 checksum
+FILE_HEAD_SIZE = FILE_HEAD.size + 8  # 40
+REC_HEAD = struct.Struct("<IQ")  # 12
+REC_FOOT = struct.Struct("<QI4s")  # 16
+REC_OVERHEAD = REC_HEAD.size + REC_FOOT.size  # 28
+MAX_RECORD = 256 << 20
+
+# WAL kinds
+KIND_WORKFLOW = 1
+KIND_SESSION = 2
+
+
+def _xxh(data: bytes | memoryview, seed: int = 0) -> int:
+    import xxhash
+
+    return xxhash.xxh3_64_intdigest(data, seed)
+
+
+@dataclass(frozen=True, slots=True)
+class WALHeader:
+    kind: int
+    salt: int
+    generation: int
+    base_seq: int
+
+
+@dataclass(slots=True)
+class WALRead:
+    """The result of reading a WAL: verified records and where the valid bytes end."""
+
+    header: WALHeader
+    records: list[tuple[int, bytes]] = field(default_factory=list)
+    valid_end: int = FILE_HEAD_SIZE
+    size: int = FILE_HEAD_SIZE
+    next_seq: int = 0
+
+    @property
+    def torn(self) -> bool:
+        """True when bytes after the last valid record were ignored (a torn tail)."""
+        return self.size > self.valid_end
+
+
+def encode_header(kind: int, salt: int, generation: int, base_seq: int) -> bytes:
+    head = FILE_HEAD.pack(MAGIC, VERSION, kind, 0, salt, generation, base_seq)
+    return head + struct.pack("<Q", _xxh(head))
+
+
+def parse_header(data: bytes, path: str | None = None) -> WALHeader:
+    if len(data) < FILE_HEAD_SIZE:
+        raise WALError(f"WAL header truncated ({len(data)} bytes)", path)
+    head = data[: FILE_HEAD.size]
+    (want,) = struct.unpack_from("<Q", data, FILE_HEAD.size)
+    if _xxh(head) != want:
+        raise WALError("WAL header checksum mismatch", path)
+    magic, version, kind, _flags, salt, gen, base = FILE_HEAD.unpack(head)
+    if magic != MAGIC:
+        raise WALError(f"not a claude-state WAL (magic {magic!r})", path)
+    if version != VERSION:
+        raise WALError(f"unsupported WAL version {version}", path)
+    return WALHeader(kind, salt, gen, base)
+
+
+def encode_record(salt: int, seq: int, payload: bytes) -> bytes:
+    n = len(payload)
+    if n > MAX_RECORD:
+        raise StorageError(f"WAL record of {n} bytes exceeds {MAX_RECORD}")
+    head = REC_HEAD.pack(n, seq)
+    csum = _xxh(head + payload, salt)
+    return b"".join((head, payload, REC_FOOT.pack(csum, n, END)))
+
+
+def _record_at(buf: bytes | memoryview, off: int, salt: int) -> tuple[int, bytes, int] | None:
+    """Decode the record at *off*: (seq, payload, end offset), or None if invalid."""
+    size = len(buf)
+    if off + REC_OVERHEAD > size:
+        return None
+    n, seq = REC_HEAD.unpack_from(buf, off)
+    end = off + REC_OVERHEAD + n
+    if n > MAX_RECORD or end > size:
+        return None
+    csum, n2, magic = REC_FOOT.unpack_from(buf, end - REC_FOOT.size)
+    if n2 != n or magic != END:
+        return None
+    body = bytes(buf[off : off + REC_HEAD.size + n])
+    if _xxh(body, salt) != csum:
+        return None
+    return seq, body[REC_HEAD.size :], end
+
+
+def _last_record(buf: bytes | memoryview, salt: int) -> tuple[int, int, int] | None:
+    """Locate and verify the final record from the end: (start, seq, end) or None."""
+    size = len(buf)
+    if size < FILE_HEAD_SIZE + REC_OVERHEAD:
+        return None
+    _csum, n, magic = REC_FOOT.unpack_from(buf, size - REC_FOOT.size)
+    if magic != END:
+        return None
+    start = size - REC_OVERHEAD - n
+    if start < FILE_HEAD_SIZE:
+        return None
+    rec = _record_at(buf, start, salt)
+    if rec is None or rec[2] != size:
+        return None
+    return start, rec[0], size
+
+
+def parse(buf: bytes, path: str | None = None, after_seq: int = -1) -> WALRead:
+    """Verify a whole WAL image and return its records with ``seq > after_seq``.
+
+    :raises WALError: bad header, a sequence gap, or damage before the tail.
+    """
+    header = parse_header(buf, path)
+    result = WALRead(header=header, size=len(buf), next_seq=header.base_seq)
+    off = FILE_HEAD_SIZE
+    expect = header.base_seq
+    view = memoryview(buf)
+    while off < len(buf):
+        rec = _record_at(view, off, header.salt)
+        if rec is None:
+            last = _last_record(view, header.salt)
+            if last is not None and last[0] > off:
+                raise WALError(
+                    f"record at offset {off} is damaged but later records are intact "
+                    "(corruption, not a torn tail)",
+                    path,
+                )
+            break  # torn tail: ignored by readers, cut by the next writer
+        seq, payload, end = rec
+        if seq != expect:
+            raise WALError(f"sequence gap at offset {off}: found {seq}, expected {expect}", path)
+        if seq > after_seq:
+            result.records.append((seq, payload))
+        expect = seq + 1
+        off = end
+    result.valid_end = off
+    result.next_seq = expect
+    return result
+
+
+def read(path: str, after_seq: int = -1) -> WALRead:
+    """Read and verify the WAL at *path* (lock-free). :raises FileNotFoundError:"""
+    with open(path, "rb") as f:
+        buf = f.read()
+    return parse(buf, path, after_seq)
+
+
+def create(path: str, temp_dir: str, *, kind: int, generation: int, base_seq: int) -> WALHeader:
+    """Atomically (re)place *path* with an empty WAL of a new generation and salt."""
+    salt = int.from_bytes(os.urandom(8), "little")
+    atomic_write(path, encode_header(kind, salt, generation, base_seq), temp_dir)
+    return WALHeader(kind, salt, generation, base_seq)
+
+
+def _tail_state(fd: int, path: str) -> tuple[WALHeader, int, int]:
+    """(header, next_seq, valid_end) of an open WAL, cutting a torn tail if present.
+
+    Fast path: verify only the last record (two preads). Slow path, only after a crash
+    left a torn tail: scan the whole file, truncate to the last valid record, flush.
+    """
+    size = os.fstat(fd).st_size
+    head = os.pread(fd, FILE_HEAD_SIZE, 0)
+    header = parse_header(head, path)
+    if size == FILE_HEAD_SIZE:
+        return header, header.base_seq, size
+    foot = os.pread(fd, REC_FOOT.size, size - REC_FOOT.size) if size >= FILE_HEAD_SIZE + REC_OVERHEAD else b""
+    if len(foot) == REC_FOOT.size:
+        _c, n, magic = REC_FOOT.unpack(foot)
+        start = size - REC_OVERHEAD - n
+        if magic == END and start >= FILE_HEAD_SIZE:
+            rec = os.pread(fd, REC_OVERHEAD + n, start)
+            got = _record_at(rec, 0, header.salt)
+            if got is not None and got[2] == len(rec):
+                return header, got[0] + 1, size
+    # Slow path: torn tail (or damage). parse() raises on damage before the tail.
+    buf = os.pread(fd, size, 0)
+    result = parse(buf, path)
+    if result.valid_end < size:
+        os.ftruncate(fd, result.valid_end)
+        flush_fd(fd)
+    return header, result.next_seq, result.valid_end
+
+
+def append(path: str, payloads: list[bytes]) -> list[int]:
+    """Append *payloads* as consecutive records and flush once; caller holds the lock.
+
+    :returns: the sequence numbers assigned, in order.
+    :raises FileNotFoundError: when the WAL does not exist (caller creates it).
+    :raises StorageError: on an OS error; nothing is acknowledged then.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise StorageError(f"could not open {path}: {exc.strerror}", path, exc.errno) from exc
+    try:
+        header, seq, end = _tail_state(fd, path)
+        chunks = []
+        seqs = []
+        for p in payloads:
+            chunks.append(encode_record(header.salt, seq, p))
+            seqs.append(seq)
+            seq += 1
+        data = b"".join(chunks)
+        os.lseek(fd, end, os.SEEK_SET)
+        write_all(fd, data)
+        flush_fd(fd, data_only=True)
+        return seqs
+    except OSError as exc:
+        # The bytes may be partly on disk, but they were never acknowledged; the next
+        # writer cuts them as a torn tail. Never retry a failed flush.
+        raise StorageError(f"WAL append to {path} failed: {exc.strerror or exc}",
+                           path, exc.errno) from exc
+    finally:
+        os.close(fd)
+
+
+def ensure(path: str, temp_dir: str, *, kind: int, generation: int = 1, base_seq: int = 1) -> None:
+    """Create the WAL if it does not exist (caller holds the lock)."""
+    if not os.path.exists(path):
+        create(path, temp_dir, kind=kind, generation=generation, base_seq=base_seq)
+
+
+__all__ = [
+    "FILE_MODE",
+    "KIND_SESSION",
+    "KIND_WORKFLOW",
+    "WALHeader",
+    "WALRead",
+    "append",
+    "create",
+    "ensure",
+    "parse",
+    "read",
+]
