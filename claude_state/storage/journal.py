@@ -1,0 +1,63 @@
+"""A session's event journal: the WAL ``sessions/<id>.wal`` of raw hook events.
+
+Every hook event is made durable here first, before anything interprets it; plugins
+and the session record are fed from the journal later (see ``docs/hooks.md``). That
+keeps the per-tool-call hook at the interpreter's start-up floor.
+
+A record's payload is one JSON object ``{"t": <receive time, epoch s>, "ev": <event>}``
+built by byte concatenation around the event exactly as the agent sent it (after
+redaction), so the hot path never parses JSON. An event that turns out not to be
+valid JSON is logged and skipped when the journal is read.
+
+Hot path module: stdlib and xxhash only.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from claude_state.storage import wal
+from claude_state.storage.layout import StateDir, _makedirs
+from claude_state.storage.locks import FileLock
+
+
+def wrap(raw: bytes, t: float | None = None) -> bytes:
+    """The journal payload for one raw event (no parsing)."""
+    stamp = b"%.6f" % (time.time() if t is None else t)
+    return b'{"t":' + stamp + b',"ev":' + raw.strip() + b"}"
+
+
+def append(state: StateDir, session_id: str, payloads: list[bytes]) -> list[int]:
+    """Durably append journal payloads (already wrapped) for a session.
+
+    Takes the session lock, creates the journal on first use, flushes once for all
+    *payloads*. :returns: their sequence numbers.
+    """
+    path = state.session_wal(session_id)
+    try:
+        lock = FileLock(state.session_lock(session_id))
+        lock.acquire()
+    except Exception:
+        # First event of a project: the folders do not exist yet.
+        _makedirs(state.root)
+        for sub in ("sessions", "temp"):
+            _makedirs(os.path.join(state.root, sub))
+        lock = FileLock(state.session_lock(session_id))
+        lock.acquire()
+    try:
+        try:
+            return wal.append(path, payloads)
+        except FileNotFoundError:
+            wal.create(path, state.temp, kind=wal.KIND_SESSION, generation=1, base_seq=1)
+            return wal.append(path, payloads)
+    finally:
+        lock.release()
+
+
+def read(state: StateDir, session_id: str, after_seq: int = 0) -> list[tuple[int, bytes]]:
+    """Verified journal records with ``seq > after_seq`` (lock-free); [] if none."""
+    try:
+        return wal.read(state.session_wal(session_id), after_seq).records
+    except FileNotFoundError:
+        return []
