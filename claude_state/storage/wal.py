@@ -276,3 +276,29 @@ __all__ = [
     "parse",
     "read",
 ]
+
+
+def read_from(path: str, offset: int, salt: int, expect_seq: int) -> tuple[list[tuple[int, bytes]], int]:
+    """Records appended since *offset* (a known record boundary): (records, new end).
+
+    Used by a writer that already replayed the file up to *offset*; it stops at the first
+    record that does not verify (a torn tail, which the next :func:`append` cuts, or
+    damage, which :func:`parse` reports).
+    """
+    with open(path, "rb") as f:
+        f.seek(offset)
+        buf = f.read()
+    out: list[tuple[int, bytes]] = []
+    off = 0
+    view = memoryview(buf)
+    while off < len(buf):
+        rec = _record_at(view, off, salt)
+        if rec is None:
+            break
+        seq, payload, end = rec
+        if seq != expect_seq:
+            raise WALError(f"sequence gap: found {seq}, expected {expect_seq}", path)
+        out.append((seq, payload))
+        expect_seq += 1
+        off = end
+    return out, offset + off

@@ -1,0 +1,418 @@
+"""Durable workflows: a snapshot plus a write-ahead log of small operations.
+
+Files per workflow (``docs/format.md``)::
+
+    workflows/<id>.state       frame(WORKFLOW) {"doc", "wal_generation", "last_seq"}
+    workflows/<id>.wal         ops after last_seq (generation = snapshot's generation)
+    workflows/<id>.state.prev  the previous snapshot generation  } kept by compaction so a
+    workflows/<id>.wal.prev    the previous WAL generation       } damaged snapshot loses nothing
+    workflows/<id>.lock        writers' flock
+
+A change is one op (``domain/ops.py``): validated against the current state, appended
+to the WAL and flushed, and only then acknowledged. Loading is snapshot + replay. When
+the WAL grows past a threshold it is compacted: a new snapshot generation is written and
+a new WAL started; each step of that is crash-safe (a WAL older than its snapshot is
+ignored, one newer than its snapshot means an old snapshot was put back, and is
+reported).
+
+Large values (step outputs, agent state, data) are moved to the blob store, so the
+document stays small however much the outputs weigh, and loads do not read them.
+
+A store object caches the last state it wrote, so a step update on a large workflow
+costs one op append rather than a reload; the cache is checked against the files (inode,
+size, WAL end) under the lock, so several processes can share a workflow safely.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from claude_state.domain.model import Workflow
+from claude_state.domain.ops import apply_op
+from claude_state.errors import (
+    ConflictError,
+    FrameError,
+    IntegrityError,
+    NotFoundError,
+    StaleEpochError,
+    WALError,
+)
+from claude_state.ids import validate_id
+from claude_state.storage import frame, wal
+from claude_state.storage.atomic import atomic_write, fsync_dir
+from claude_state.storage.blobs import BlobStore, is_ref
+from claude_state.storage.docfile import read_doc
+from claude_state.storage.layout import StateDir
+from claude_state.storage.locks import FileLock
+
+#: Compact when the WAL passes this many bytes (replay costs ~2 us a record).
+COMPACT_BYTES = 4 << 20
+#: Values whose JSON exceeds this many bytes go to blobs.
+BLOB_THRESHOLD = 64 * 1024
+
+Listener = Callable[[Workflow, dict[str, Any]], None]
+
+
+@dataclass(slots=True)
+class _Cached:
+    wf: Workflow
+    snap_key: tuple[int, int, int]
+    wal_key: tuple[int, int]  # (generation, salt)
+    wal_end: int
+    next_seq: int
+
+
+def _stat_key(path: str) -> tuple[int, int, int]:
+    st = os.stat(path)
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+class WorkflowStore:
+    """Workflows of one state directory.
+
+    :param compact_bytes: WAL size that triggers compaction into a new snapshot.
+    :param blob_threshold: values larger than this (JSON bytes) are stored as blobs.
+    """
+
+    def __init__(
+        self,
+        state: StateDir,
+        *,
+        compact_bytes: int = COMPACT_BYTES,
+        blob_threshold: int = BLOB_THRESHOLD,
+    ) -> None:
+        self.state = state
+        self.blobs = BlobStore(state)
+        self.compact_bytes = compact_bytes
+        self.blob_threshold = blob_threshold
+        self.listeners: list[Listener] = []
+        self._cache: dict[str, _Cached] = {}
+
+    # -- queries ------------------------------------------------------------------------
+
+    def exists(self, workflow_id: str) -> bool:
+        return os.path.exists(self.state.workflow_state(workflow_id))
+
+    def ids(self) -> list[str]:
+        try:
+            names = os.listdir(self.state.workflows)
+        except FileNotFoundError:
+            return []
+        return sorted(n[: -len(".state")] for n in names if n.endswith(".state"))
+
+    def list(self) -> list[Workflow]:
+        """Every workflow that loads; damaged ones are skipped (``verify`` reports them)."""
+        out = []
+        for wid in self.ids():
+            try:
+                out.append(self.load(wid))
+            except (IntegrityError, NotFoundError):
+                continue
+        return out
+
+    def load(self, workflow_id: str, *, fallback: bool = True) -> Workflow:
+        """Read a workflow from disk: snapshot + WAL replay (lock-free).
+
+        :param fallback: when the snapshot is damaged, rebuild from the previous
+            generation (``.prev`` files) if that is lossless; otherwise raise.
+        :raises NotFoundError: no such workflow.
+        :raises IntegrityError: damage that cannot be repaired without loss.
+        """
+        return self._read(workflow_id, fallback=fallback)[0]
+
+    def resolve(self, value: Any) -> Any:
+        """The value behind a blob reference (step outputs are loaded lazily)."""
+        return self.blobs.resolve(value)
+
+    def output(self, workflow_id: str, step_id: str) -> Any:
+        """The output of a step, read from its blob when it was stored as one."""
+        return self.resolve(self.load(workflow_id).step(step_id).output)
+
+    # -- writes -------------------------------------------------------------------------
+
+    def lock(self, workflow_id: str, timeout: float | None = 30.0) -> FileLock:
+        return FileLock(self.state.workflow_lock(workflow_id), timeout)
+
+    def create(self, wf: Workflow) -> Workflow:
+        """Store a new workflow. :raises ConflictError: when the id is taken."""
+        validate_id(wf.id, "workflow id")
+        self.state.ensure(sweep=False)
+        with self.lock(wf.id):
+            if self.exists(wf.id):
+                raise ConflictError(f"workflow {wf.id} already exists")
+            self._write_snapshot(wf, generation=1, last_seq=0)
+            wal.create(self.state.workflow_wal(wf.id), self.state.temp,
+                       kind=wal.KIND_WORKFLOW, generation=1, base_seq=1)
+        self._cache.pop(wf.id, None)
+        return wf
+
+    def apply(self, workflow_id: str, op: dict[str, Any], *, epoch: int | None = None) -> Workflow:
+        """Validate *op*, append it durably, and return the new state.
+
+        :param epoch: the caller's owner epoch; an epoch older than the workflow's owner
+            epoch is a fenced-off writer and is refused.
+        :raises TransitionError, NotFoundError, InvalidInputError: the op is refused and
+            nothing is written.
+        :raises StaleEpochError: *epoch* is stale.
+        :raises StorageError: the append failed; the op was not applied.
+        """
+        return self.apply_many(workflow_id, [op], epoch=epoch)
+
+    def apply_many(
+        self, workflow_id: str, ops: Iterable[dict[str, Any]], *, epoch: int | None = None
+    ) -> Workflow:
+        """Apply several ops atomically-in-order with one flush (group commit)."""
+        ops = [self._externalize_op(op) for op in ops]
+        with self.lock(workflow_id):
+            entry = self._fresh(workflow_id)
+            wf = entry.wf
+            if epoch is not None and wf.owner is not None and epoch < int(wf.owner["epoch"]):
+                raise StaleEpochError(f"workflow {workflow_id}", epoch, int(wf.owner["epoch"]))
+            # Validate on a scratch copy when several ops must all pass; one op is
+            # validated by apply_op itself before it mutates anything.
+            if len(ops) > 1:
+                scratch = Workflow.from_dict(wf.to_dict())
+                for op in ops:
+                    apply_op(scratch, op)
+            payloads = [frame.dumps(op) for op in ops]
+            before_rev = wf.revision
+            try:
+                if len(ops) == 1:
+                    apply_op(wf, ops[0])
+                else:
+                    for op in ops:
+                        apply_op(wf, op)
+                seqs = wal.append(self.state.workflow_wal(workflow_id), payloads)
+            except BaseException:
+                if wf.revision != before_rev:
+                    self._cache.pop(workflow_id, None)  # memory is ahead of disk
+                raise
+            entry.next_seq = seqs[-1] + 1
+            try:
+                entry.wal_end = os.stat(self.state.workflow_wal(workflow_id)).st_size
+            except OSError:
+                self._cache.pop(workflow_id, None)
+            if entry.wal_end > self.compact_bytes:
+                self._compact(workflow_id, entry)
+        for op in ops:
+            for listener in self.listeners:
+                listener(wf, op)
+        return wf
+
+    def save(self, wf: Workflow) -> None:
+        """Write *wf* whole as a new snapshot generation (and start a fresh WAL).
+
+        Used for imports, restores and rollbacks to a checkpoint; step-by-step changes
+        should go through :meth:`apply`, which is far cheaper.
+        """
+        validate_id(wf.id, "workflow id")
+        self.state.ensure(sweep=False)
+        with self.lock(wf.id):
+            gen, last_seq = 0, 0
+            try:
+                header, body = read_doc(self.state.workflow_state(wf.id), frame.Kind.WORKFLOW)
+                gen, last_seq = header.generation, int(body["last_seq"])
+                try:
+                    last_seq = max(last_seq, wal.read(self.state.workflow_wal(wf.id)).next_seq - 1)
+                except (FileNotFoundError, WALError):
+                    pass
+            except (FileNotFoundError, FrameError, KeyError, TypeError):
+                pass
+            self._rotate(wf, gen + 1, last_seq)
+        self._cache.pop(wf.id, None)
+
+    replace = save
+
+    def delete(self, workflow_id: str) -> bool:
+        """Remove a workflow's files (not its checkpoints). :returns: whether it existed."""
+        existed = self.exists(workflow_id)
+        with self.lock(workflow_id):
+            for path in self._files(workflow_id):
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+            fsync_dir(self.state.workflows)
+        self._cache.pop(workflow_id, None)
+        try:
+            os.unlink(self.state.workflow_lock(workflow_id))
+        except FileNotFoundError:
+            pass
+        return existed
+
+    # -- integrity ----------------------------------------------------------------------
+
+    def verify(self, workflow_id: str) -> list[dict[str, str]]:
+        """Problems found in a workflow's files: ``[{"path", "kind", "detail"}]``."""
+        problems = []
+        snap = self.state.workflow_state(workflow_id)
+        try:
+            self._read(workflow_id, fallback=False)
+        except NotFoundError as exc:
+            problems.append({"path": snap, "kind": "missing", "detail": str(exc)})
+        except IntegrityError as exc:
+            problems.append({"path": exc.path or snap, "kind": exc.kind, "detail": str(exc)})
+        except Exception as exc:  # a document that verifies but does not parse
+            problems.append({"path": snap, "kind": "invalid", "detail": str(exc)})
+        return problems
+
+    def repair(self, workflow_id: str) -> bool:
+        """Rewrite a damaged snapshot from the lossless fallback. :returns: repaired?"""
+        wf = self._read(workflow_id, fallback=True)[0]
+        self.save(wf)
+        return True
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _files(self, wid: str) -> list[str]:
+        s, w = self.state.workflow_state(wid), self.state.workflow_wal(wid)
+        return [s, w, s + ".prev", w + ".prev"]
+
+    def _externalize(self, value: Any) -> Any:
+        if is_ref(value):
+            return value
+        return self.blobs.externalize(value, self.blob_threshold)
+
+    def _externalize_op(self, op: dict[str, Any]) -> dict[str, Any]:
+        changed = None
+        for key in ("output", "value", "state"):
+            if key in op and op[key] is not None:
+                new = self._externalize(op[key])
+                if new is not op[key]:
+                    changed = changed or dict(op)
+                    changed[key] = new
+        return changed or op
+
+    def _externalize_doc(self, wf: Workflow) -> None:
+        for step in wf.steps:
+            if step.output is not None:
+                step.output = self._externalize(step.output)
+            if step.agent_state:
+                ext = self._externalize(step.agent_state)
+                if is_ref(ext):
+                    step.agent_state = {"$ref": ext}
+        for key, value in list(wf.data.items()):
+            wf.data[key] = self._externalize(value)
+
+    def _write_snapshot(self, wf: Workflow, generation: int, last_seq: int) -> None:
+        self._externalize_doc(wf)
+        doc = {"doc": wf.to_dict(), "wal_generation": generation, "last_seq": last_seq}
+        atomic_write(self.state.workflow_state(wf.id),
+                     frame.encode_doc(frame.Kind.WORKFLOW, doc, generation), self.state.temp)
+
+    def _rotate(self, wf: Workflow, generation: int, last_seq: int) -> None:
+        """Start snapshot generation *generation*, keeping the previous one as ``.prev``.
+
+        Order matters for crash safety: (1) hard-link the current snapshot and WAL to
+        ``.prev`` (the live files stay in place), (2) write the new snapshot, (3) start
+        the new WAL. A crash after (2) leaves a WAL older than its snapshot, which is
+        ignored because every record in it is already in the snapshot.
+        """
+        snap, wpath = self.state.workflow_state(wf.id), self.state.workflow_wal(wf.id)
+        for live in (snap, wpath):
+            if os.path.exists(live):
+                tmp = os.path.join(self.state.temp, f"{os.getpid()}.{os.urandom(6).hex()}.tmp")
+                os.link(live, tmp)
+                os.replace(tmp, live + ".prev")
+        self._write_snapshot(wf, generation, last_seq)
+        wal.create(wpath, self.state.temp, kind=wal.KIND_WORKFLOW,
+                   generation=generation, base_seq=last_seq + 1)
+
+    def _compact(self, wid: str, entry: _Cached) -> None:
+        gen = entry.wal_key[0]
+        self._rotate(entry.wf, gen + 1, entry.next_seq - 1)
+        self._cache.pop(wid, None)
+
+    def _fresh(self, wid: str) -> _Cached:
+        """The cached state of *wid*, brought up to date with the files (lock held)."""
+        entry = self._cache.get(wid)
+        if entry is not None:
+            try:
+                if _stat_key(self.state.workflow_state(wid)) == entry.snap_key:
+                    wpath = self.state.workflow_wal(wid)
+                    size = os.stat(wpath).st_size
+                    if size == entry.wal_end:
+                        return entry
+                    if size > entry.wal_end:
+                        recs, end = wal.read_from(wpath, entry.wal_end, entry.wal_key[1],
+                                                  entry.next_seq)
+                        for seq, payload in recs:
+                            apply_op(entry.wf, frame.loads(payload, wpath))
+                            entry.next_seq = seq + 1
+                        entry.wal_end = end
+                        return entry
+            except (OSError, IntegrityError):
+                pass
+            self._cache.pop(wid, None)
+        wf, snap_key, header, end, next_seq = self._read(wid, fallback=True, for_write=True)
+        assert header is not None
+        entry = _Cached(wf, snap_key, (header.generation, header.salt), end, next_seq)
+        self._cache[wid] = entry
+        return entry
+
+    def _read(
+        self, wid: str, *, fallback: bool, for_write: bool = False
+    ) -> tuple[Workflow, tuple[int, int, int], wal.WALHeader | None, int, int]:
+        snap, wpath = self.state.workflow_state(wid), self.state.workflow_wal(wid)
+        try:
+            key = _stat_key(snap)
+            header, body = read_doc(snap, frame.Kind.WORKFLOW)
+            gen, last_seq = header.generation, int(body["last_seq"])
+            wf = Workflow.from_dict(body["doc"])
+        except FileNotFoundError:
+            raise NotFoundError("workflow", wid) from None
+        except (IntegrityError, KeyError, TypeError, ValueError) as exc:
+            if not fallback:
+                if isinstance(exc, IntegrityError):
+                    raise
+                raise FrameError(f"malformed snapshot: {exc}", snap) from exc
+            wf, gen, last_seq = self._from_prev(wid, exc)
+            key = (0, 0, 0)
+        try:
+            wread = wal.read(wpath)
+        except FileNotFoundError:
+            wread = None
+        if wread is None or wread.header.generation < gen:
+            # No WAL yet, or one a crash left behind mid-compaction: all in the snapshot.
+            if for_write:
+                h = wal.create(wpath, self.state.temp, kind=wal.KIND_WORKFLOW,
+                               generation=gen, base_seq=last_seq + 1)
+                return wf, _stat_key(snap) if key != (0, 0, 0) else key, h, \
+                    wal.FILE_HEAD_SIZE, last_seq + 1
+            return wf, key, None, 0, last_seq + 1
+        if wread.header.generation > gen:
+            raise IntegrityError(
+                f"snapshot generation {gen} is older than its WAL ({wread.header.generation}):"
+                " an old snapshot was put back", snap, kind="stale_generation")
+        for seq, payload in wread.records:
+            if seq > last_seq:
+                apply_op(wf, frame.loads(payload, wpath))
+        next_seq = max(wread.next_seq, last_seq + 1)
+        return wf, key, wread.header, wread.valid_end, next_seq
+
+    def _from_prev(self, wid: str, cause: Exception) -> tuple[Workflow, int, int]:
+        """Rebuild from ``.prev`` snapshot + ``.prev`` WAL when that loses nothing."""
+        snap, wpath = self.state.workflow_state(wid), self.state.workflow_wal(wid)
+        try:
+            header, body = read_doc(snap + ".prev", frame.Kind.WORKFLOW)
+            wf = Workflow.from_dict(body["doc"])
+            prev_wal = wal.read(wpath + ".prev")
+            cur_wal = wal.read(wpath)
+        except (OSError, IntegrityError, KeyError, TypeError, ValueError):
+            raise self._damaged(snap, cause) from cause
+        if prev_wal.header.generation != header.generation or \
+                cur_wal.header.base_seq != prev_wal.next_seq:
+            raise self._damaged(snap, cause) from cause
+        for seq, payload in prev_wal.records:
+            if seq > int(body["last_seq"]):
+                apply_op(wf, frame.loads(payload, wpath + ".prev"))
+        return wf, cur_wal.header.generation, cur_wal.header.base_seq - 1
+
+    @staticmethod
+    def _damaged(path: str, cause: Exception) -> IntegrityError:
+        if isinstance(cause, IntegrityError):
+            return cause
+        return FrameError(f"malformed snapshot: {cause}", path)
