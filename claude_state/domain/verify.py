@@ -1,0 +1,171 @@
+"""fsck for a state directory: every file checked, damage named, optional repair.
+
+Cost: reads every file once (checksums and, for workflows, a full replay), so it is
+linear in the size of the state; ``--repair`` writes only what it fixes.
+
+What ``repair`` does, and only that:
+* a workflow whose snapshot is damaged but whose previous generation is intact is
+  rewritten from it (lossless, see ``domain/store.py``);
+* a torn WAL tail is cut (it was never acknowledged);
+* a file that cannot be rebuilt (a damaged blob, checkpoint, session record or lease) is
+  moved to ``quarantine/`` so nothing reads it as data, and is reported.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from claude_state.errors import ClaudeStateError, IntegrityError
+from claude_state.storage import frame, wal
+from claude_state.storage.blobs import digest
+from claude_state.storage.layout import StateDir, _makedirs
+
+_IGNORED_SUFFIXES = (".lock", ".gate", ".log", ".conf", ".ended")
+
+
+@dataclass
+class Report:
+    checked: int = 0
+    problems: list[dict[str, str]] = field(default_factory=list)
+    repaired: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "checked": self.checked, "problems": self.problems,
+                "repaired": self.repaired}
+
+    def add(self, path: str, kind: str, detail: str) -> None:
+        self.problems.append({"path": path, "kind": kind, "detail": detail})
+
+
+def _files(state: StateDir) -> list[str]:
+    out = []
+    for top in ("workflows", "checkpoints", "sessions", "blobs", "temp"):
+        base = os.path.join(state.root, top)
+        for dirpath, _dirs, names in os.walk(base):
+            for n in names:
+                if not n.endswith(_IGNORED_SUFFIXES):
+                    out.append(os.path.join(dirpath, n))
+    return sorted(out)
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _check_frame(path: str, kind: frame.Kind) -> None:
+    frame.decode(_read(path), kind, path)
+
+
+def _check_blob(path: str) -> None:
+    _h, data = frame.decode(_read(path), frame.Kind.BLOB, path)
+    if digest(data) != os.path.basename(path)[: -len(".blob")]:
+        raise IntegrityError("blob content does not match its digest", path)
+
+
+def _check_wal(path: str) -> wal.WALRead:
+    return wal.read(path)
+
+
+def verify(
+    state: StateDir, *, repair: bool = False, progress: Callable[[int], None] | None = None,
+    total: Callable[[int], None] | None = None,
+) -> Report:
+    """Check every file of *state*; with *repair*, fix what can be fixed safely."""
+    from claude_state.domain.store import WorkflowStore
+
+    report = Report()
+    files = _files(state)
+    if total:
+        total(len(files))
+    store = WorkflowStore(state)
+    for path in files:
+        report.checked += 1
+        rel_dir = os.path.basename(os.path.dirname(path))
+        name = os.path.basename(path)
+        try:
+            if path.startswith(state.temp + os.sep):
+                if repair:
+                    os.unlink(path)
+                    report.repaired.append({"path": path, "action": "removed orphaned temp file"})
+                continue
+            if rel_dir == "workflows" and name.endswith(".state"):
+                wid = name[: -len(".state")]
+                problems = store.verify(wid)
+                if problems and repair:
+                    try:
+                        store.repair(wid)
+                        report.repaired.append({"path": path, "action": "rebuilt from the "
+                                                "previous generation without loss"})
+                        problems = store.verify(wid)
+                    except ClaudeStateError:
+                        pass
+                report.problems.extend(problems)
+            elif name.endswith((".state.prev",)):
+                _check_frame(path, frame.Kind.WORKFLOW)
+            elif name.endswith((".wal", ".wal.prev")):
+                result = _check_wal(path)
+                if name.endswith(".wal") and rel_dir == "workflows":
+                    if not os.path.exists(path[: -len(".wal")] + ".state"):
+                        report.add(path, "orphan", "WAL without a snapshot")
+                if result.torn and repair and not name.endswith(".prev"):
+                    with open(path, "r+b") as f:
+                        f.truncate(result.valid_end)
+                        os.fsync(f.fileno())
+                    report.repaired.append({"path": path, "action": "cut torn tail"})
+            elif name.endswith(".checkpoint"):
+                _check_frame(path, frame.Kind.CHECKPOINT)
+            elif name.endswith(".session"):
+                _check_frame(path, frame.Kind.SESSION)
+            elif name.endswith(".lease"):
+                _check_frame(path, frame.Kind.LEASE)
+            elif name.endswith(".blob"):
+                _check_blob(path)
+            else:
+                report.add(path, "unknown", "file not part of the claude-state layout")
+        except IntegrityError as exc:
+            _damaged(state, report, path, exc, repair)
+        except OSError as exc:
+            report.add(path, "unreadable", str(exc))
+        finally:
+            if progress:
+                progress(1)
+    _verify_checkpoint_chains(state, report)
+    return report
+
+
+def _damaged(state: StateDir, report: Report, path: str, exc: IntegrityError,
+             repair: bool) -> None:
+    if repair and not path.endswith((".wal", ".state")):
+        qdir = os.path.join(state.root, "quarantine")
+        _makedirs(qdir)
+        rel = os.path.relpath(path, state.root).replace(os.sep, "__")
+        os.replace(path, os.path.join(qdir, rel))
+        report.repaired.append({"path": path, "action": f"quarantined ({exc})"})
+        return
+    report.add(path, exc.kind, str(exc))
+
+
+def _verify_checkpoint_chains(state: StateDir, report: Report) -> None:
+    """Chain-level checks (parents present, blobs present), when checkpoints exist."""
+    try:
+        from claude_state.domain.checkpoints import CheckpointStore
+    except ImportError:  # pragma: no cover - during development only
+        return
+    seen = {p["path"] for p in report.problems}
+    try:
+        problems = CheckpointStore(state).verify()
+    except ClaudeStateError as exc:
+        report.add(state.checkpoints, "chain", str(exc))
+        return
+    for p in problems:
+        if p.get("path") not in seen:
+            report.problems.append({"path": str(p.get("path", "")), "kind": str(p.get("kind", "chain")),
+                                    "detail": str(p.get("detail", ""))})
