@@ -37,9 +37,7 @@ class InvalidIdError(InvalidInputError):
         shown = repr(value)
         if len(shown) > 60:
             shown = shown[:57] + "..."
-        super().__init__(
-            f"invalid {what} {shown}: must match ^[A-Za-z0-9][A-Za-z0-9._-]{{0,127}}$"
-        )
+        super().__init__(f"invalid {what} {shown}: must match ^[A-Za-z0-9][A-Za-z0-9._-]{{0,127}}$")
 
 
 class DefinitionError(InvalidInputError):

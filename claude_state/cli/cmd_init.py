@@ -9,9 +9,12 @@ from claude_state.cli.common import Context
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("init", help="create the state directory layout (idempotent)",
-                       description="Create .claude/state/ with its folders (0700). "
-                       "Safe to run again; orphaned temp files are swept.")
+    p = sub.add_parser(
+        "init",
+        help="create the state directory layout (idempotent)",
+        description="Create .claude/state/ with its folders (0700). "
+        "Safe to run again; orphaned temp files are swept.",
+    )
     p.set_defaults(func=run)
 
 

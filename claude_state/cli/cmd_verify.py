@@ -10,11 +10,13 @@ from claude_state.cli.common import Context
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
-        "verify", help="check every state file for damage (exit 1 if any)",
+        "verify",
+        help="check every state file for damage (exit 1 if any)",
         description="Verify checksums, WAL integrity, replay and checkpoint chains of every "
         "file under the state directory. With --repair: rebuild damaged snapshots from "
         "their previous generation (lossless), cut torn WAL tails, and move files that "
-        "cannot be rebuilt to quarantine/.")
+        "cannot be rebuilt to quarantine/.",
+    )
     p.add_argument("--repair", action="store_true", help="fix what can be fixed safely")
     p.set_defaults(func=run)
 
@@ -24,8 +26,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
     sd = ctx.state_if_exists()
     if not sd.exists():
-        ctx.emit({"ok": True, "checked": 0, "problems": [], "repaired": []},
-                 f"no state at {sd.root}: nothing to verify")
+        ctx.emit(
+            {"ok": True, "checked": 0, "problems": [], "repaired": []},
+            f"no state at {sd.root}: nothing to verify",
+        )
         return 0
     bar = None
 
@@ -45,7 +49,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         lines.append(f"  repaired  {r['path']}: {r['action']}")
     for p in report.problems:
         lines.append(f"  DAMAGED   {p['path']} [{p['kind']}]: {p['detail']}")
-    lines.append("ok" if report.ok else f"{len(report.problems)} problem(s) found"
-                 + ("" if args.repair else "; try: claude-state verify --repair"))
+    lines.append(
+        "ok"
+        if report.ok
+        else f"{len(report.problems)} problem(s) found"
+        + ("" if args.repair else "; try: claude-state verify --repair")
+    )
     ctx.emit(report.to_dict(), "\n".join(lines))
     return 0 if report.ok else 1

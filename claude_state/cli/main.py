@@ -56,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--state-dir", metavar="DIR", help="state directory (overrides all)")
-    parser.add_argument("--project", metavar="DIR", help="project directory (state in DIR/.claude/state)")
+    parser.add_argument(
+        "--project", metavar="DIR", help="project directory (state in DIR/.claude/state)"
+    )
     parser.add_argument("--json", action="store_true", help="print exactly one JSON document")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     parser.add_argument("--version", action="store_true", help="print the version and exit")

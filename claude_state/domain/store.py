@@ -144,8 +144,13 @@ class WorkflowStore:
             if self.exists(wf.id):
                 raise ConflictError(f"workflow {wf.id} already exists")
             self._write_snapshot(wf, generation=1, last_seq=0)
-            wal.create(self.state.workflow_wal(wf.id), self.state.temp,
-                       kind=wal.KIND_WORKFLOW, generation=1, base_seq=1)
+            wal.create(
+                self.state.workflow_wal(wf.id),
+                self.state.temp,
+                kind=wal.KIND_WORKFLOW,
+                generation=1,
+                base_seq=1,
+            )
         self._cache.pop(wf.id, None)
         return wf
 
@@ -300,8 +305,11 @@ class WorkflowStore:
     def _write_snapshot(self, wf: Workflow, generation: int, last_seq: int) -> None:
         self._externalize_doc(wf)
         doc = {"doc": wf.to_dict(), "wal_generation": generation, "last_seq": last_seq}
-        atomic_write(self.state.workflow_state(wf.id),
-                     frame.encode_doc(frame.Kind.WORKFLOW, doc, generation), self.state.temp)
+        atomic_write(
+            self.state.workflow_state(wf.id),
+            frame.encode_doc(frame.Kind.WORKFLOW, doc, generation),
+            self.state.temp,
+        )
 
     def _rotate(self, wf: Workflow, generation: int, last_seq: int) -> None:
         """Start snapshot generation *generation*, keeping the previous one as ``.prev``.
@@ -318,8 +326,13 @@ class WorkflowStore:
                 os.link(live, tmp)
                 os.replace(tmp, live + ".prev")
         self._write_snapshot(wf, generation, last_seq)
-        wal.create(wpath, self.state.temp, kind=wal.KIND_WORKFLOW,
-                   generation=generation, base_seq=last_seq + 1)
+        wal.create(
+            wpath,
+            self.state.temp,
+            kind=wal.KIND_WORKFLOW,
+            generation=generation,
+            base_seq=last_seq + 1,
+        )
 
     def _compact(self, wid: str, entry: _Cached) -> None:
         gen = entry.wal_key[0]
@@ -337,8 +350,9 @@ class WorkflowStore:
                     if size == entry.wal_end:
                         return entry
                     if size > entry.wal_end:
-                        recs, end = wal.read_from(wpath, entry.wal_end, entry.wal_key[1],
-                                                  entry.next_seq)
+                        recs, end = wal.read_from(
+                            wpath, entry.wal_end, entry.wal_key[1], entry.next_seq
+                        )
                         for seq, payload in recs:
                             apply_op(entry.wf, frame.loads(payload, wpath))
                             entry.next_seq = seq + 1
@@ -378,15 +392,28 @@ class WorkflowStore:
         if wread is None or wread.header.generation < gen:
             # No WAL yet, or one a crash left behind mid-compaction: all in the snapshot.
             if for_write:
-                h = wal.create(wpath, self.state.temp, kind=wal.KIND_WORKFLOW,
-                               generation=gen, base_seq=last_seq + 1)
-                return wf, _stat_key(snap) if key != (0, 0, 0) else key, h, \
-                    wal.FILE_HEAD_SIZE, last_seq + 1
+                h = wal.create(
+                    wpath,
+                    self.state.temp,
+                    kind=wal.KIND_WORKFLOW,
+                    generation=gen,
+                    base_seq=last_seq + 1,
+                )
+                return (
+                    wf,
+                    _stat_key(snap) if key != (0, 0, 0) else key,
+                    h,
+                    wal.FILE_HEAD_SIZE,
+                    last_seq + 1,
+                )
             return wf, key, None, 0, last_seq + 1
         if wread.header.generation > gen:
             raise IntegrityError(
                 f"snapshot generation {gen} is older than its WAL ({wread.header.generation}):"
-                " an old snapshot was put back", snap, kind="stale_generation")
+                " an old snapshot was put back",
+                snap,
+                kind="stale_generation",
+            )
         for seq, payload in wread.records:
             if seq > last_seq:
                 apply_op(wf, frame.loads(payload, wpath))
@@ -403,8 +430,10 @@ class WorkflowStore:
             cur_wal = wal.read(wpath)
         except (OSError, IntegrityError, KeyError, TypeError, ValueError):
             raise self._damaged(snap, cause) from cause
-        if prev_wal.header.generation != header.generation or \
-                cur_wal.header.base_seq != prev_wal.next_seq:
+        if (
+            prev_wal.header.generation != header.generation
+            or cur_wal.header.base_seq != prev_wal.next_seq
+        ):
             raise self._damaged(snap, cause) from cause
         for seq, payload in prev_wal.records:
             if seq > int(body["last_seq"]):

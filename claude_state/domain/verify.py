@@ -37,8 +37,12 @@ class Report:
         return not self.problems
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "checked": self.checked, "problems": self.problems,
-                "repaired": self.repaired}
+        return {
+            "ok": self.ok,
+            "checked": self.checked,
+            "problems": self.problems,
+            "repaired": self.repaired,
+        }
 
     def add(self, path: str, kind: str, detail: str) -> None:
         self.problems.append({"path": path, "kind": kind, "detail": detail})
@@ -75,7 +79,10 @@ def _check_wal(path: str) -> wal.WALRead:
 
 
 def verify(
-    state: StateDir, *, repair: bool = False, progress: Callable[[int], None] | None = None,
+    state: StateDir,
+    *,
+    repair: bool = False,
+    progress: Callable[[int], None] | None = None,
     total: Callable[[int], None] | None = None,
 ) -> Report:
     """Check every file of *state*; with *repair*, fix what can be fixed safely."""
@@ -102,8 +109,12 @@ def verify(
                 if problems and repair:
                     try:
                         store.repair(wid)
-                        report.repaired.append({"path": path, "action": "rebuilt from the "
-                                                "previous generation without loss"})
+                        report.repaired.append(
+                            {
+                                "path": path,
+                                "action": "rebuilt from the previous generation without loss",
+                            }
+                        )
                         problems = store.verify(wid)
                     except ClaudeStateError:
                         pass
@@ -141,8 +152,7 @@ def verify(
     return report
 
 
-def _damaged(state: StateDir, report: Report, path: str, exc: IntegrityError,
-             repair: bool) -> None:
+def _damaged(state: StateDir, report: Report, path: str, exc: IntegrityError, repair: bool) -> None:
     if repair and not path.endswith((".wal", ".state")):
         qdir = os.path.join(state.root, "quarantine")
         _makedirs(qdir)
@@ -167,5 +177,10 @@ def _verify_checkpoint_chains(state: StateDir, report: Report) -> None:
         return
     for p in problems:
         if p.get("path") not in seen:
-            report.problems.append({"path": str(p.get("path", "")), "kind": str(p.get("kind", "chain")),
-                                    "detail": str(p.get("detail", ""))})
+            report.problems.append(
+                {
+                    "path": str(p.get("path", "")),
+                    "kind": str(p.get("kind", "chain")),
+                    "detail": str(p.get("detail", "")),
+                }
+            )

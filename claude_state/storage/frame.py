@@ -151,9 +151,7 @@ def decode_header(data: bytes | memoryview, path: str | None = None) -> Header:
     return Header(version, kind, flags, gen, raw_len, stored_len, psum)
 
 
-def decode(
-    data: bytes, kind: int | None = None, path: str | None = None
-) -> tuple[Header, bytes]:
+def decode(data: bytes, kind: int | None = None, path: str | None = None) -> tuple[Header, bytes]:
     """Verify a whole frame and return its header and raw payload.
 
     :param kind: the expected kind; another kind is an error (a checkpoint is never read
@@ -166,8 +164,9 @@ def decode(
     body = memoryview(data)[HEADER_SIZE:]
     if len(body) != header.stored_len:
         what = "truncated" if len(body) < header.stored_len else "trailing bytes after frame"
-        raise FrameError(f"{what}: payload is {len(body)} bytes, header says "
-                         f"{header.stored_len}", path)
+        raise FrameError(
+            f"{what}: payload is {len(body)} bytes, header says {header.stored_len}", path
+        )
     if _xxh3(body) != header.payload_sum:
         raise FrameError("payload checksum mismatch", path)
     if header.flags & FLAG_ZSTD:

@@ -43,8 +43,9 @@ class FileLock:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
         except OSError as exc:
-            raise StorageError(f"could not open lock {self.path}: {exc.strerror}",
-                               self.path, exc.errno) from exc
+            raise StorageError(
+                f"could not open lock {self.path}: {exc.strerror}", self.path, exc.errno
+            ) from exc
         if not locking_enabled():
             self._fd = fd
             return

@@ -205,7 +205,11 @@ def _tail_state(fd: int, path: str) -> tuple[WALHeader, int, int]:
     header = parse_header(head, path)
     if size == FILE_HEAD_SIZE:
         return header, header.base_seq, size
-    foot = os.pread(fd, REC_FOOT.size, size - REC_FOOT.size) if size >= FILE_HEAD_SIZE + REC_OVERHEAD else b""
+    foot = (
+        os.pread(fd, REC_FOOT.size, size - REC_FOOT.size)
+        if size >= FILE_HEAD_SIZE + REC_OVERHEAD
+        else b""
+    )
     if len(foot) == REC_FOOT.size:
         _c, n, magic = REC_FOOT.unpack(foot)
         start = size - REC_OVERHEAD - n
@@ -252,8 +256,9 @@ def append(path: str, payloads: list[bytes]) -> list[int]:
     except OSError as exc:
         # The bytes may be partly on disk, but they were never acknowledged; the next
         # writer cuts them as a torn tail. Never retry a failed flush.
-        raise StorageError(f"WAL append to {path} failed: {exc.strerror or exc}",
-                           path, exc.errno) from exc
+        raise StorageError(
+            f"WAL append to {path} failed: {exc.strerror or exc}", path, exc.errno
+        ) from exc
     finally:
         os.close(fd)
 
@@ -278,7 +283,9 @@ __all__ = [
 ]
 
 
-def read_from(path: str, offset: int, salt: int, expect_seq: int) -> tuple[list[tuple[int, bytes]], int]:
+def read_from(
+    path: str, offset: int, salt: int, expect_seq: int
+) -> tuple[list[tuple[int, bytes]], int]:
     """Records appended since *offset* (a known record boundary): (records, new end).
 
     Used by a writer that already replayed the file up to *offset*; it stops at the first
