@@ -15,8 +15,8 @@ def _table_rows(heading: str) -> list[list[str]]:
     section = DOC.split(heading, 1)[1]
     rows = []
     for line in section.splitlines()[1:]:
-        if line.startswith("## "):
-            break
+        if line.startswith("## ") or (rows and not line.startswith("|")):
+            break  # the table ended
         if line.startswith("|") and not set(line) <= set("|- "):
             rows.append([c.strip() for c in line.strip("|").split("|")])
     return rows[1:]  # drop the header row
