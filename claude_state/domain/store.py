@@ -38,6 +38,7 @@ from claude_state.errors import (
     IntegrityError,
     NotFoundError,
     StaleEpochError,
+    StorageError,
     WALError,
 )
 from claude_state.ids import validate_id
@@ -45,7 +46,7 @@ from claude_state.storage import frame, wal
 from claude_state.storage.atomic import atomic_write, fsync_dir
 from claude_state.storage.blobs import BlobStore, is_ref
 from claude_state.storage.docfile import read_doc
-from claude_state.storage.layout import StateDir
+from claude_state.storage.layout import StateDir, temp_name
 from claude_state.storage.locks import FileLock
 
 #: Compact when the WAL passes this many bytes (replay costs ~2 us a record).
@@ -226,7 +227,7 @@ class WorkflowStore:
                     pass
             except (FileNotFoundError, FrameError, KeyError, TypeError):
                 pass
-            self._rotate(wf, gen + 1, last_seq)
+            self._rotate(wf, gen + 1, last_seq, derived=False)
         self._cache.pop(wf.id, None)
 
     replace = save
@@ -311,20 +312,32 @@ class WorkflowStore:
             self.state.temp,
         )
 
-    def _rotate(self, wf: Workflow, generation: int, last_seq: int) -> None:
+    def _rotate(self, wf: Workflow, generation: int, last_seq: int, derived: bool) -> None:
         """Start snapshot generation *generation*, keeping the previous one as ``.prev``.
 
         Order matters for crash safety: (1) hard-link the current snapshot and WAL to
         ``.prev`` (the live files stay in place), (2) write the new snapshot, (3) start
         the new WAL. A crash after (2) leaves a WAL older than its snapshot, which is
         ignored because every record in it is already in the snapshot.
+
+        :param derived: the new snapshot is exactly the old generation replayed (a
+            compaction). Only then may a damaged snapshot be rebuilt from ``.prev``; a
+            :meth:`save` of another document (a restore, an import) must not be undone
+            by that fallback, so its WAL is created without the flag.
         """
         snap, wpath = self.state.workflow_state(wf.id), self.state.workflow_wal(wf.id)
-        for live in (snap, wpath):
-            if os.path.exists(live):
-                tmp = os.path.join(self.state.temp, f"{os.getpid()}.{os.urandom(6).hex()}.tmp")
-                os.link(live, tmp)
-                os.replace(tmp, live + ".prev")
+        try:
+            for live in (snap, wpath):
+                if os.path.exists(live):
+                    tmp = temp_name(self.state.temp)
+                    os.link(live, tmp)
+                    os.replace(tmp, live + ".prev")
+        except OSError as exc:
+            raise StorageError(
+                f"could not keep the previous generation of {snap}: {exc.strerror}",
+                snap,
+                exc.errno,
+            ) from exc
         self._write_snapshot(wf, generation, last_seq)
         wal.create(
             wpath,
@@ -332,11 +345,12 @@ class WorkflowStore:
             kind=wal.KIND_WORKFLOW,
             generation=generation,
             base_seq=last_seq + 1,
+            flags=wal.FLAG_DERIVED if derived else 0,
         )
 
     def _compact(self, wid: str, entry: _Cached) -> None:
         gen = entry.wal_key[0]
-        self._rotate(entry.wf, gen + 1, entry.next_seq - 1)
+        self._rotate(entry.wf, gen + 1, entry.next_seq - 1, derived=True)
         self._cache.pop(wid, None)
 
     def _fresh(self, wid: str) -> _Cached:
@@ -431,7 +445,8 @@ class WorkflowStore:
         except (OSError, IntegrityError, KeyError, TypeError, ValueError):
             raise self._damaged(snap, cause) from cause
         if (
-            prev_wal.header.generation != header.generation
+            not cur_wal.header.flags & wal.FLAG_DERIVED
+            or prev_wal.header.generation != header.generation
             or cur_wal.header.base_seq != prev_wal.next_seq
         ):
             raise self._damaged(snap, cause) from cause

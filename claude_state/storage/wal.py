@@ -48,6 +48,10 @@ REC_FOOT = struct.Struct("<QI4s")  # 16
 REC_OVERHEAD = REC_HEAD.size + REC_FOOT.size  # 28
 MAX_RECORD = 256 << 20
 
+#: Header flag: this generation's snapshot is exactly the previous generation replayed
+#: (a compaction), so ``.prev`` snapshot + ``.prev`` WAL can rebuild it without loss.
+FLAG_DERIVED = 0x01
+
 # WAL kinds
 KIND_WORKFLOW = 1
 KIND_SESSION = 2
@@ -65,6 +69,7 @@ class WALHeader:
     salt: int
     generation: int
     base_seq: int
+    flags: int = 0
 
 
 @dataclass(slots=True)
@@ -83,8 +88,10 @@ class WALRead:
         return self.size > self.valid_end
 
 
-def encode_header(kind: int, salt: int, generation: int, base_seq: int) -> bytes:
-    head = FILE_HEAD.pack(MAGIC, VERSION, kind, 0, salt, generation, base_seq)
+def encode_header(
+    kind: int, salt: int, generation: int, base_seq: int, flags: int = 0
+) -> bytes:
+    head = FILE_HEAD.pack(MAGIC, VERSION, kind, flags, salt, generation, base_seq)
     return head + struct.pack("<Q", _xxh(head))
 
 
@@ -95,12 +102,12 @@ def parse_header(data: bytes, path: str | None = None) -> WALHeader:
     (want,) = struct.unpack_from("<Q", data, FILE_HEAD.size)
     if _xxh(head) != want:
         raise WALError("WAL header checksum mismatch", path)
-    magic, version, kind, _flags, salt, gen, base = FILE_HEAD.unpack(head)
+    magic, version, kind, flags, salt, gen, base = FILE_HEAD.unpack(head)
     if magic != MAGIC:
         raise WALError(f"not a claude-state WAL (magic {magic!r})", path)
     if version != VERSION:
         raise WALError(f"unsupported WAL version {version}", path)
-    return WALHeader(kind, salt, gen, base)
+    return WALHeader(kind, salt, gen, base, flags)
 
 
 def encode_record(salt: int, seq: int, payload: bytes) -> bytes:
@@ -187,11 +194,13 @@ def read(path: str, after_seq: int = -1) -> WALRead:
     return parse(buf, path, after_seq)
 
 
-def create(path: str, temp_dir: str, *, kind: int, generation: int, base_seq: int) -> WALHeader:
+def create(
+    path: str, temp_dir: str, *, kind: int, generation: int, base_seq: int, flags: int = 0
+) -> WALHeader:
     """Atomically (re)place *path* with an empty WAL of a new generation and salt."""
     salt = int.from_bytes(os.urandom(8), "little")
-    atomic_write(path, encode_header(kind, salt, generation, base_seq), temp_dir)
-    return WALHeader(kind, salt, generation, base_seq)
+    atomic_write(path, encode_header(kind, salt, generation, base_seq, flags), temp_dir)
+    return WALHeader(kind, salt, generation, base_seq, flags)
 
 
 def _tail_state(fd: int, path: str) -> tuple[WALHeader, int, int]:
@@ -250,12 +259,21 @@ def append(path: str, payloads: list[bytes]) -> list[int]:
             seq += 1
         data = b"".join(chunks)
         os.lseek(fd, end, os.SEEK_SET)
-        write_all(fd, data)
-        flush_fd(fd, data_only=True)
+        try:
+            write_all(fd, data)
+            flush_fd(fd, data_only=True)
+        except OSError:
+            # Never acknowledged, so never visible: whole records written before a
+            # failed write or flush would otherwise verify and be replayed by readers.
+            # Best effort; if this fails too, readers see the records (unacknowledged).
+            try:
+                os.ftruncate(fd, end)
+            except OSError:
+                pass
+            raise
         return seqs
     except OSError as exc:
-        # The bytes may be partly on disk, but they were never acknowledged; the next
-        # writer cuts them as a torn tail. Never retry a failed flush.
+        # Never retry a failed flush (the kernel may have dropped the dirty pages).
         raise StorageError(
             f"WAL append to {path} failed: {exc.strerror or exc}", path, exc.errno
         ) from exc

@@ -1,0 +1,53 @@
+"""Wall-clock helpers: one place that decides how time is written down.
+
+Documents store ISO-8601 UTC strings with milliseconds and a trailing ``Z`` because they
+are readable, sort lexically in time order and round-trip through JSON unchanged; float
+epoch seconds are used only where arithmetic is needed (durations, lease TTLs).
+``datetime`` is imported inside the functions so that importing this module costs nothing
+on the hook's hot path.
+"""
+
+from __future__ import annotations
+
+import time
+
+from claude_state.errors import InvalidInputError
+
+
+def now() -> float:
+    """Current time as float epoch seconds (for arithmetic, never stored as text)."""
+    return time.time()
+
+
+def now_iso() -> str:
+    """Current UTC time as ``YYYY-MM-DDTHH:MM:SS.mmmZ``."""
+    return to_iso(time.time())
+
+
+def to_iso(epoch: float) -> str:
+    """Format epoch seconds as ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (UTC, milliseconds)."""
+    from datetime import UTC, datetime
+
+    stamp = datetime.fromtimestamp(epoch, tz=UTC).isoformat(timespec="milliseconds")
+    return stamp.replace("+00:00", "Z")
+
+
+def parse_iso(s: str) -> float:
+    """Parse an ISO-8601 timestamp into float epoch seconds.
+
+    Accepts a trailing ``Z`` or an explicit offset; a naive timestamp is read as UTC,
+    since that is the only zone claude-state ever writes.
+
+    :raises InvalidInputError: when *s* is not a string or not an ISO-8601 timestamp.
+    """
+    from datetime import UTC, datetime
+
+    if not isinstance(s, str) or not s:
+        raise InvalidInputError(f"invalid timestamp {s!r}: expected ISO-8601 text")
+    try:
+        parsed = datetime.fromisoformat(s)
+    except ValueError:
+        raise InvalidInputError(f"invalid timestamp {s!r}: expected ISO-8601 text") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
