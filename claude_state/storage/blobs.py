@@ -46,9 +46,15 @@ class BlobStore:
         """Store *data* (once) and return its reference ``{"$blob", "size"}``."""
         h = digest(data)
         path = self.state.blob(h)
-        if not os.path.exists(path):
+        try:
+            # Reused: refresh its mtime so gc's one-hour grace period covers the new
+            # reference being written (gc sweeps only unreferenced blobs older than that).
+            os.utime(path)
+        except FileNotFoundError:
             _makedirs(os.path.dirname(path))
             atomic_write(path, frame.encode(frame.Kind.BLOB, data), self.state.temp)
+        except OSError:
+            pass  # exists but not ours to touch (read-only state): still a valid blob
         return {BLOB_KEY: h, "size": len(data)}
 
     def get(self, ref: dict[str, Any] | str) -> bytes:
