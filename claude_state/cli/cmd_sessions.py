@@ -1,0 +1,176 @@
+"""``claude-state sessions list|show|export|import``: inspect and move recorded sessions."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from claude_state.cli.common import Context
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "sessions",
+        help="list, show, export and import recorded agent sessions",
+        description="Sessions recorded by the Claude Code hook: their status (active, "
+        "crashed, ended, recovered), owner process, activity and workflows.",
+    )
+    ss = p.add_subparsers(
+        dest="sessions_command", metavar="SUBCOMMAND", required=True, parser_class=type(p)
+    )
+    lp = ss.add_parser("list", help="list sessions (newest activity first)")
+    g = lp.add_mutually_exclusive_group()
+    g.add_argument("--crashed", action="store_true", help="only crashed sessions")
+    g.add_argument("--active", action="store_true", help="only active sessions")
+    lp.set_defaults(func=run_list)
+    sp = ss.add_parser("show", help="show one session in detail")
+    sp.add_argument("sid", metavar="SID")
+    sp.set_defaults(func=run_show)
+    ep = ss.add_parser(
+        "export",
+        help="write a session, its workflows, checkpoints and blobs to one checksummed bundle",
+    )
+    ep.add_argument("sid", metavar="SID")
+    ep.add_argument(
+        "-o", "--output", metavar="FILE", help="bundle file (default: ./<SID>.claude-state-bundle)"
+    )
+    ep.set_defaults(func=run_export)
+    ip = ss.add_parser("import", help="verify a bundle completely, then import it")
+    ip.add_argument("file", metavar="FILE")
+    ip.set_defaults(func=run_import)
+
+
+def _fmt(v: Any) -> str:
+    return "-" if v is None or v == "" else str(v)
+
+
+def _summaries(ctx: Context) -> list[dict[str, Any]]:
+    from claude_state.domain.sessions import SessionStore
+    from claude_state.errors import IntegrityError, NotFoundError
+
+    sd = ctx.state_if_exists()
+    if not sd.exists():
+        return []
+    store = SessionStore(sd)
+    out = []
+    for sid in store.ids():
+        try:
+            out.append(store.summary(sid))
+        except (IntegrityError, NotFoundError):
+            continue
+    out.sort(key=lambda s: s["last_activity"] or "", reverse=True)
+    return out
+
+
+def run_list(args: argparse.Namespace, ctx: Context) -> int:
+    rows = _summaries(ctx)
+    if args.crashed:
+        rows = [r for r in rows if r["status"] == "crashed"]
+    elif args.active:
+        rows = [r for r in rows if r["status"] == "active"]
+    if not rows:
+        ctx.emit(rows, "no sessions")
+        return 0
+    head = ("SESSION", "STATUS", "PID", "HOST", "STARTED", "LAST ACTIVITY", "WORKFLOWS")
+    table = [head] + [
+        (
+            r["id"],
+            r["status"],
+            _fmt(r["pid"]),
+            _fmt(r["host"]),
+            _fmt(r["started_at"]),
+            _fmt(r["last_activity"]),
+            ",".join(r["workflows"]) or "-",
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table
+    ]
+    if any(r["status"] == "crashed" for r in rows):
+        lines.append("\ncrashed sessions can be recovered: claude-state recover")
+    ctx.emit(rows, "\n".join(lines))
+    return 0
+
+
+def run_show(args: argparse.Namespace, ctx: Context) -> int:
+    from claude_state.domain.sessions import SessionStore
+    from claude_state.ids import validate_id
+
+    sid = validate_id(args.sid, "session id")
+    d = SessionStore(ctx.state_if_exists()).summary(sid, detail=True)
+    lines = [
+        f"session        {d['id']}",
+        f"status         {d['status']}",
+        f"owner          pid {_fmt(d['pid'])} on {_fmt(d['host'])}",
+        f"started        {_fmt(d['started_at'])}",
+        f"last activity  {_fmt(d['last_activity'])}",
+    ]
+    if d["ended_at"]:
+        lines.append(f"ended          {d['ended_at']} ({_fmt(d['end_reason'])})")
+    if d["recovered_at"]:
+        lines.append(f"recovered      {d['recovered_at']}")
+    lines += [
+        f"cwd            {_fmt(d['cwd'])}",
+        f"events         {d['events']} ({d['tool_calls']} tool calls completed, "
+        f"{d['failed_tool_calls']} failed)",
+        f"workflows      {', '.join(d['workflows']) or '-'}",
+        f"last prompt    {_fmt(d['last_prompt'])}",
+    ]
+    if d["last_tool_calls"]:
+        lines.append("last tool calls:")
+        for c in d["last_tool_calls"]:
+            lines.append(
+                f"  {_fmt(c.get('at'))}  {c.get('status', '?'):<11} "
+                f"{_fmt(c.get('tool_name'))}  {_fmt(c.get('summary'))}"
+            )
+    if d["in_flight"]:
+        lines.append(f"in flight (no PostToolUse): {len(d['in_flight'])}")
+    if d["status"] == "crashed":
+        lines.append(f"\nthis session crashed; recover it with: claude-state recover {d['id']}")
+    ctx.emit(d, "\n".join(lines))
+    return 0
+
+
+def run_export(args: argparse.Namespace, ctx: Context) -> int:
+    import os
+
+    from claude_state.domain.bundle import export_session
+    from claude_state.ids import validate_id
+
+    sid = validate_id(args.sid, "session id")
+    path = args.output or os.path.join(os.getcwd(), f"{sid}.claude-state-bundle")
+    size = export_session(ctx.state_if_exists(), sid, path)
+    ctx.emit(
+        {"session_id": sid, "path": os.path.abspath(path), "bytes": size},
+        f"exported session {sid} to {path} ({size} bytes)",
+    )
+    return 0
+
+
+def run_import(args: argparse.Namespace, ctx: Context) -> int:
+    from claude_state.domain.bundle import import_bundle
+    from claude_state.errors import NotFoundError, StorageError
+
+    try:
+        with open(args.file, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise NotFoundError("bundle file", args.file) from None
+    except OSError as exc:
+        raise StorageError(
+            f"could not read {args.file}: {exc.strerror}", args.file, exc.errno
+        ) from None
+    result = import_bundle(ctx.state, data)
+    d = result.to_dict()
+    if result.imported:
+        human = (
+            f"imported session {result.session_id}: {result.events} events, "
+            f"{len(result.workflows)} workflow(s), {result.checkpoints} checkpoint(s), "
+            f"{result.blobs} blob(s)"
+        )
+    else:
+        human = f"session {result.session_id} is already here with the same content"
+    ctx.emit(d, human)
+    return 0

@@ -1,0 +1,369 @@
+"""Export and import of a session: one checksummed bundle file.
+
+A bundle is a single frame (``Kind.BUNDLE``, ``docs/format.md``): the frame header's
+checksums cover the whole file, its length field catches truncation and appended bytes,
+and its payload is one JSON document::
+
+    {"format": "claude-state-bundle", "version": 1, "created_at": ISO,
+     "session_id": SID,
+     "session": <stored session record>, "lease": <lease document or null>,
+     "journal": [[seq, base64 payload], ...],          every journal record, in order
+     "workflows": [<workflow document>, ...],         loaded (snapshot + WAL replayed)
+     "checkpoints": [{"workflow_id", "id", "frame": base64 of the checkpoint file}],
+     "blobs": {digest: base64 of the blob's bytes}}   every blob referenced above
+
+Checkpoints are carried as their files, byte for byte (each is itself a verified frame,
+and incremental ones keep their whole chain since every checkpoint of a workflow is
+exported); blobs carry their content and are checked against their digest.
+
+Import verifies everything before writing anything: the frame, the document's shape,
+every id (no path can escape the state directory), every embedded frame and blob
+digest, that every referenced blob is present, and that nothing would overwrite
+different existing data (:class:`ConflictError`; importing the same bundle twice is a
+no-op). Only then are files written: blobs, checkpoints, workflows, journal, lease, and
+the session record last.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from claude_state.errors import (
+    BundleError,
+    ClaudeStateError,
+    ConflictError,
+    FrameError,
+    NotFoundError,
+)
+from claude_state.ids import is_valid_id, validate_id
+from claude_state.storage import blobs as blobmod
+from claude_state.storage import frame, journal, wal
+from claude_state.storage.atomic import atomic_write
+from claude_state.storage.docfile import write_doc
+from claude_state.storage.layout import StateDir, _makedirs
+
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "ImportResult",
+    "export_bytes",
+    "export_session",
+    "import_bundle",
+    "verify_bundle",
+]
+
+FORMAT = "claude-state-bundle"
+VERSION = 1
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: Any, what: str) -> bytes:
+    if not isinstance(text, str):
+        raise BundleError(f"bundle: {what} is not base64 text")
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        raise BundleError(f"bundle: {what} is not valid base64") from None
+
+
+# -- export -----------------------------------------------------------------------------------
+
+
+def export_bytes(state: StateDir, sid: str) -> bytes:
+    """The bundle of session *sid* as bytes. :raises NotFoundError: unknown session."""
+    from claude_state.domain import leases
+    from claude_state.domain.recovery import _session_workflow_ids, _workflow_store
+    from claude_state.domain.sessions import SessionStore
+
+    validate_id(sid, "session id")
+    store = SessionStore(state)
+    rec = store.load(sid)
+    lease = leases.read(state, sid)
+    wfs = _workflow_store(state)
+    workflows = []
+    checkpoints = []
+    refs: set[str] = blobmod.collect_refs(rec.to_dict())
+    for wid in _session_workflow_ids(state, rec, wfs):
+        try:
+            doc = wfs.load(wid).to_dict()
+        except NotFoundError:
+            continue
+        workflows.append(doc)
+        blobmod.collect_refs(doc, refs)
+        cdir = state.checkpoint_dir(wid)
+        try:
+            names = sorted(os.listdir(cdir))
+        except FileNotFoundError:
+            names = []
+        for name in names:
+            cid = name[: -len(".checkpoint")]
+            if not name.endswith(".checkpoint") or not is_valid_id(cid):
+                continue
+            with open(state.checkpoint(wid, cid), "rb") as f:
+                raw = f.read()
+            _h, cdoc = frame.decode_doc(raw, frame.Kind.CHECKPOINT, state.checkpoint(wid, cid))
+            blobmod.collect_refs(cdoc, refs)
+            checkpoints.append({"workflow_id": wid, "id": cid, "frame": _b64(raw)})
+    bs = blobmod.BlobStore(state)
+    doc = {
+        "format": FORMAT,
+        "version": VERSION,
+        "created_at": _now_iso(),
+        "session_id": sid,
+        "session": rec.to_dict(),
+        "lease": None if lease is None else lease.to_dict(),
+        "journal": [[seq, _b64(p)] for seq, p in journal.read(state, sid, 0)],
+        "workflows": workflows,
+        "checkpoints": checkpoints,
+        "blobs": {h: _b64(bs.get(h)) for h in sorted(refs)},
+    }
+    return frame.encode_doc(frame.Kind.BUNDLE, doc)
+
+
+def _now_iso() -> str:
+    from claude_state.clock import now_iso
+
+    return now_iso()
+
+
+def export_session(state: StateDir, sid: str, path: str) -> int:
+    """Write the bundle of *sid* to *path* atomically. :returns: its size in bytes."""
+    data = export_bytes(state, sid)
+    tmp_dir = os.path.dirname(os.path.abspath(path)) or "."
+    atomic_write(path, data, tmp_dir)
+    return len(data)
+
+
+# -- verification ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Verified:
+    session_id: str
+    session: dict[str, Any]
+    lease: dict[str, Any] | None
+    journal: list[tuple[int, bytes]]
+    workflows: list[Any]
+    checkpoints: list[tuple[str, str, bytes]]
+    blobs: dict[str, bytes]
+
+
+@dataclass
+class ImportResult:
+    """What an import did: ``imported`` is False when the same data was already there."""
+
+    session_id: str
+    imported: bool
+    workflows: list[str] = field(default_factory=list)
+    checkpoints: int = 0
+    blobs: int = 0
+    events: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "imported": self.imported,
+            "workflows": list(self.workflows),
+            "checkpoints": self.checkpoints,
+            "blobs": self.blobs,
+            "events": self.events,
+        }
+
+
+def _need(doc: dict[str, Any], key: str, kind: type) -> Any:
+    v = doc.get(key)
+    if not isinstance(v, kind) or isinstance(v, bool):
+        raise BundleError(f"bundle: field {key!r} missing or of the wrong type")
+    return v
+
+
+def verify_bundle(data: bytes) -> _Verified:
+    """Check every byte and field of a bundle; nothing is written.
+
+    :raises BundleError: truncated, altered, or malformed in any way.
+    """
+    from claude_state.domain.leases import LeaseRecord
+    from claude_state.domain.model import Workflow
+    from claude_state.domain.sessions import SessionRecord
+
+    try:
+        _h, doc = frame.decode_doc(data, frame.Kind.BUNDLE)
+    except FrameError as exc:
+        raise BundleError(f"bundle is damaged: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise BundleError("not a claude-state bundle")
+    if doc.get("version") != VERSION:
+        raise BundleError(f"unsupported bundle version {doc.get('version')!r}")
+    sid = _need(doc, "session_id", str)
+    if not is_valid_id(sid):
+        raise BundleError(f"bundle: invalid session id {sid!r}")
+    try:
+        session = SessionRecord.from_dict(_need(doc, "session", dict))
+        lease_doc = doc.get("lease")
+        if lease_doc is not None and LeaseRecord.from_dict(lease_doc).session_id != sid:
+            raise BundleError("bundle: the lease names another session")
+        if session.id != sid:
+            raise BundleError("bundle: the session record names another session")
+        wf_list = [Workflow.from_dict(w) for w in _need(doc, "workflows", list)]
+    except BundleError:
+        raise
+    except ClaudeStateError as exc:
+        raise BundleError(f"bundle: malformed content: {exc}") from None
+    for wf in wf_list:
+        if not is_valid_id(wf.id):
+            raise BundleError(f"bundle: invalid workflow id {wf.id!r}")
+    records: list[tuple[int, bytes]] = []
+    for item in _need(doc, "journal", list):
+        if (
+            not isinstance(item, list)
+            or len(item) != 2
+            or not isinstance(item[0], int)
+            or isinstance(item[0], bool)
+        ):
+            raise BundleError("bundle: malformed journal record")
+        if records and item[0] != records[-1][0] + 1:
+            raise BundleError("bundle: journal sequence gap")
+        if item[0] < 1:
+            raise BundleError("bundle: journal sequence numbers start at 1")
+        records.append((item[0], _unb64(item[1], "journal record")))
+    cps: list[tuple[str, str, bytes]] = []
+    refs: set[str] = blobmod.collect_refs(session.to_dict())
+    for wf in wf_list:
+        blobmod.collect_refs(wf.to_dict(), refs)
+    wf_ids = {wf.id for wf in wf_list}
+    for item in _need(doc, "checkpoints", list):
+        if not isinstance(item, dict):
+            raise BundleError("bundle: malformed checkpoint entry")
+        wid, cid = item.get("workflow_id"), item.get("id")
+        if (
+            not isinstance(wid, str)
+            or not isinstance(cid, str)
+            or not is_valid_id(wid)
+            or not is_valid_id(cid)
+            or wid not in wf_ids
+        ):
+            raise BundleError(f"bundle: invalid checkpoint {wid!r}/{cid!r}")
+        raw = _unb64(item.get("frame"), f"checkpoint {cid}")
+        try:
+            _ch, cdoc = frame.decode_doc(raw, frame.Kind.CHECKPOINT)
+        except FrameError as exc:
+            raise BundleError(f"bundle: checkpoint {cid} is damaged: {exc}") from None
+        blobmod.collect_refs(cdoc, refs)
+        cps.append((wid, cid, raw))
+    blob_map: dict[str, bytes] = {}
+    for h, text in _need(doc, "blobs", dict).items():
+        if len(h) != 32 or any(c not in "0123456789abcdef" for c in h):
+            raise BundleError(f"bundle: invalid blob digest {h!r}")
+        content = _unb64(text, f"blob {h}")
+        if blobmod.digest(content) != h:
+            raise BundleError(f"bundle: blob {h} does not match its digest")
+        blob_map[h] = content
+    missing = sorted(refs - set(blob_map))
+    if missing:
+        raise BundleError(f"bundle: {len(missing)} referenced blob(s) missing, e.g. {missing[0]}")
+    return _Verified(sid, session.to_dict(), lease_doc, records, wf_list, cps, blob_map)
+
+
+# -- import -----------------------------------------------------------------------------------
+
+
+def import_bundle(state: StateDir, data: bytes) -> ImportResult:
+    """Verify *data* completely, check for conflicts, then write it into *state*.
+
+    :raises BundleError: damaged or malformed bundle (nothing written).
+    :raises ConflictError: the session, a workflow or a checkpoint exists with other
+        content (nothing written). Importing identical content again is a no-op.
+    """
+    from claude_state.domain.recovery import _workflow_store
+    from claude_state.domain.sessions import SessionStore
+
+    v = verify_bundle(data)
+    state.ensure(sweep=False)
+    wfs = _workflow_store(state)
+    store = SessionStore(state)
+    sid = v.session_id
+
+    # -- conflicts (still nothing written) --
+    session_same = False
+    if store.exists(sid):
+        try:
+            existing = store.get_or_new(sid).to_dict()
+            same_journal = journal.read(state, sid, 0) == v.journal
+        except ClaudeStateError:
+            existing, same_journal = {}, False
+        if existing != v.session or not same_journal:
+            raise ConflictError(f"session {sid} already exists with other content")
+        session_same = True
+    new_wfs = []
+    for wf in v.workflows:
+        if wfs.exists(wf.id):
+            try:
+                same = wfs.load(wf.id).to_dict() == wf.to_dict()
+            except ClaudeStateError:
+                same = False
+            if not same:
+                raise ConflictError(f"workflow {wf.id} already exists with other content")
+        else:
+            new_wfs.append(wf)
+    new_cps = []
+    for wid, cid, raw in v.checkpoints:
+        path = state.checkpoint(wid, cid)
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                if f.read() != raw:
+                    raise ConflictError(f"checkpoint {cid} already exists with other content")
+        else:
+            new_cps.append((wid, cid, raw))
+
+    result = ImportResult(
+        sid,
+        imported=not session_same or bool(new_wfs or new_cps),
+        workflows=[w.id for w in v.workflows],
+        checkpoints=len(v.checkpoints),
+        blobs=len(v.blobs),
+        events=len(v.journal),
+    )
+    if not result.imported:
+        return result
+
+    # -- writes --
+    bs = blobmod.BlobStore(state)
+    for content in v.blobs.values():
+        bs.put(content)
+    for wid, cid, raw in new_cps:
+        _makedirs(state.checkpoint_dir(wid))
+        atomic_write(state.checkpoint(wid, cid), raw, state.temp)
+    for wf in new_wfs:
+        wfs.create(wf)
+    if not session_same:
+        from claude_state.storage.locks import FileLock
+
+        with FileLock(state.session_lock(sid)):
+            path = state.session_wal(sid)
+            base = v.journal[0][0] if v.journal else 1
+            wal.create(path, state.temp, kind=wal.KIND_SESSION, generation=1, base_seq=base)
+            if v.journal:
+                wal.append(path, [p for _s, p in v.journal])
+            if v.lease is not None:
+                write_doc(
+                    state.lease(sid),
+                    frame.Kind.LEASE,
+                    v.lease,
+                    state.temp,
+                    int(v.lease.get("epoch", 0)),
+                )
+            write_doc(
+                state.session_record(sid),
+                frame.Kind.SESSION,
+                v.session,
+                state.temp,
+                int(v.session.get("revision", 0)),
+            )
+    return result
