@@ -1,0 +1,315 @@
+"""The hook's cold path: events that need parsing, plugins, the lease or an answer.
+
+Entered from :func:`claude_state.adapters.claude_code.hot.handle` for ``SessionStart``,
+``UserPromptSubmit``, ``Stop``, ``SubagentStop``, ``PreCompact`` and ``SessionEnd``, and
+for any event the hot path could not take (not certainly parsed, above the inline
+limit, not UTF-8).
+
+Every event is first made durable in the session journal, exactly as the hot path
+does (redacted, large values moved to blobs), so it survives whatever happens next;
+only then does the handler act:
+
+========================  ==================================================================
+``SessionStart``           lease on the agent process (``$CLAUDE_PID`` or the ancestry);
+                           a resumed crashed session is recovered first; plugins fed; the
+                           crash scan; ``additionalContext`` naming crashed sessions and
+                           (on resume/compact) this session's unfinished workflows
+``UserPromptSubmit``       plugins fed; paused-workflow gate refreshed
+``Stop``                   plugins fed (turn checkpoint); the ``keep_working`` policy
+``SubagentStop``           plugins fed
+``PreCompact``             plugins fed (``pre_compact`` checkpoint)
+``SessionEnd``             plugins fed; session ended and lease released (1.5 s budget)
+========================  ==================================================================
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from claude_state.adapters.claude_code.hot import COLD_EVENTS, check_gate, failed, log
+from claude_state.errors import ClaudeStateError, LeaseHeldError
+from claude_state.ids import is_valid_id
+from claude_state.plugins.config import Config, load_config, sync_hot_conf
+from claude_state.storage import journal
+from claude_state.storage.layout import StateDir
+
+__all__ = ["BLOB_VALUE_THRESHOLD", "Event", "handle_cold"]
+
+#: Top-level values of an oversized event larger than this go to the blob store.
+BLOB_VALUE_THRESHOLD = 16 * 1024
+_KEEP_INLINE = frozenset(
+    {"session_id", "hook_event_name", "transcript_path", "cwd", "tool_name", "tool_use_id"}
+)
+
+
+@dataclass
+class Event:
+    """One cold-path event being handled."""
+
+    state: StateDir
+    env: Mapping[str, str]
+    config: Config
+    name: str
+    sid: str
+    data: dict[str, Any]
+    seq: int
+    t: float
+
+
+def _answer(event: str, fields: dict[str, Any]) -> bytes:
+    return orjson.dumps({"hookSpecificOutput": {"hookEventName": event, **fields}})
+
+
+def _repair_utf8(state: StateDir, body: bytes) -> bytes:
+    try:
+        body.decode("utf-8")
+        return body
+    except UnicodeDecodeError as exc:
+        log(
+            state,
+            f"input is not valid UTF-8 ({exc.reason} at byte {exc.start}); "
+            "invalid bytes replaced with U+FFFD and the event recorded",
+        )
+        return body.decode("utf-8", "replace").encode("utf-8")
+
+
+def _externalize(state: StateDir, ev: dict[str, Any]) -> dict[str, Any]:
+    from claude_state.storage.blobs import BlobStore
+
+    blobs = BlobStore(state)
+    state.ensure(sweep=False)
+    out: dict[str, Any] = {}
+    for key, value in ev.items():
+        out[key] = value if key in _KEEP_INLINE else blobs.externalize(value, BLOB_VALUE_THRESHOLD)
+    return out
+
+
+def _parse(
+    raw: bytes, forced: str | None, state: StateDir, config: Config
+) -> tuple[dict[str, Any], bytes] | None:
+    """Redacted, parsed, validated event and its journal bytes; None after logging."""
+    body = raw.strip()
+    if not body:
+        log(state, "empty hook input ignored")
+        return None
+    body = _repair_utf8(state, body)
+    from claude_state.plugins.redaction import Redactor
+
+    body = Redactor(config.custom_patterns()).redact_json_bytes(body)
+    try:
+        ev = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        log(state, f"malformed hook input ({len(raw)} bytes) ignored: {exc}")
+        return None
+    if not isinstance(ev, dict):
+        log(state, f"hook input is JSON but not an object ({type(ev).__name__}); ignored")
+        return None
+    changed = False
+    name = ev.get("hook_event_name")
+    if forced is not None and name != forced:
+        ev["hook_event_name"] = name = forced
+        changed = True
+    if not isinstance(name, str) or not name.isalpha():
+        log(state, f"hook input without a usable hook_event_name ({name!r}); ignored")
+        return None
+    sid = ev.get("session_id")
+    if not is_valid_id(sid):
+        shown = repr(sid)[:60]
+        log(state, f"{name}: invalid session_id {shown}; event ignored")
+        return None
+    if len(body) > config.inline_limit:
+        ev = _externalize(state, ev)
+        changed = True
+        log(
+            state,
+            f"{name} {sid}: {len(body)} bytes over the inline limit; large values stored as blobs",
+        )
+    return ev, (orjson.dumps(ev) if changed else body)
+
+
+def handle_cold(
+    raw: bytes, forced_event: str | None, state: StateDir, env: Mapping[str, str]
+) -> tuple[int, bytes]:
+    """Record and handle one event: ``(exit code, stdout bytes)``. Never raises."""
+    t = time.time()
+    try:
+        config = load_config(state, env)
+    except ClaudeStateError as exc:
+        log(state, f"config ignored: {exc}")
+        config = Config()
+    except Exception as exc:
+        return failed(state, exc, env, "config"), b""
+    try:
+        parsed = _parse(raw, forced_event, state, config)
+    except Exception as exc:
+        return failed(state, exc, env, "parse"), b""
+    if parsed is None:
+        return 0, b""
+    ev, payload = parsed
+    name, sid = str(ev["hook_event_name"]), str(ev["session_id"])
+    try:
+        (seq,) = journal.append(state, sid, [journal.wrap(payload, t)])
+    except Exception as exc:
+        return failed(state, exc, env, f"{name} {sid}: journal append"), b""
+    event = Event(state, env, config, name, sid, ev, seq, t)
+    handler = _HANDLERS.get(name, _on_other)
+    try:
+        return 0, handler(event)
+    except Exception as exc:
+        return failed(state, exc, env, f"{name} {sid}"), b""
+
+
+# -- handlers -------------------------------------------------------------------------------
+
+
+def _drain(e: Event) -> Any:
+    """Feed plugins (logged, never fatal); the caught-up session record or None."""
+    from claude_state.plugins.dispatch import drain
+
+    try:
+        return drain(e.state, e.sid, config=e.config).record
+    except Exception as exc:
+        log(e.state, f"{e.name} {e.sid}: plugin dispatch failed: {type(exc).__name__}: {exc}")
+        return None
+
+
+def _sync(e: Event, record: Any) -> None:
+    from claude_state.plugins.policies import sync_gate
+
+    try:
+        sync_hot_conf(e.state, e.config)
+        sync_gate(e.state, e.sid, e.config, record)
+    except Exception as exc:
+        log(e.state, f"{e.name} {e.sid}: policy files not refreshed: {exc!r}")
+
+
+def _on_other(e: Event) -> bytes:
+    """A hot-type event that came the slow way: recorded; the gate still applies."""
+    if e.name == "PreToolUse" and e.config.block_tools_when_paused:
+        return check_gate(e.state, e.sid, orjson.dumps(e.data))
+    return b""
+
+
+def _take_lease(e: Event) -> None:
+    from claude_state.domain.procinfo import ProcessIdentity, find_agent_pid
+    from claude_state.domain.sessions import SessionStore
+
+    pid, source = find_agent_pid(e.env)
+    try:
+        owner = ProcessIdentity.current(pid)
+        SessionStore(e.state).start(e.sid, owner, pid_source=source)
+    except LeaseHeldError as exc:
+        # The same session id is open in another live agent (two terminals resuming
+        # it): record, but do not steal the lease from a live process.
+        log(e.state, f"SessionStart {e.sid}: lease not taken: {exc}")
+
+
+def _crash_plans(e: Event) -> list[dict[str, Any]]:
+    from claude_state.domain import recovery
+
+    plans = []
+    for sid in recovery.find_crashed(e.state):
+        if sid == e.sid:
+            continue
+        try:
+            plan = recovery.plan(e.state, sid)
+        except ClaudeStateError as exc:
+            log(e.state, f"SessionStart {e.sid}: no plan for crashed session {sid}: {exc}")
+            plans.append({"session_id": sid, "last_activity": {}, "recoverable_workflows": []})
+            continue
+        plans.append(plan.to_dict())
+        _announce_crash(e, sid, plan)
+    return plans
+
+
+def _announce_crash(e: Event, sid: str, plan: Any) -> None:
+    """Fire ``crash_detected`` once per crashed session (marker ``<sid>.crash``)."""
+    marker = os.path.join(e.state.sessions, sid + ".crash")
+    if os.path.exists(marker):
+        return
+    from claude_state.plugins import notify
+
+    notify("crash_detected", state=e.state, session_id=sid, plan=plan)
+    fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    os.close(fd)
+
+
+def _on_session_start(e: Event) -> bytes:
+    source = e.data.get("source")
+    source = source if isinstance(source, str) else "startup"
+    if source in ("resume", "startup", "fork"):
+        # A crashed session being resumed in a new process: recover it first, so its
+        # interrupted steps are ready to retry and the old epoch is fenced off.
+        try:
+            from claude_state.domain.recovery import recover_for_resume
+
+            recover_for_resume(e.state, e.sid)
+        except Exception as exc:
+            log(e.state, f"SessionStart {e.sid}: recovery before resume failed: {exc!r}")
+    record = _drain(e)
+    try:
+        _take_lease(e)
+    except Exception as exc:
+        log(e.state, f"SessionStart {e.sid}: lease not taken: {type(exc).__name__}: {exc}")
+    _sync(e, record)
+    crashed = _crash_plans(e)
+    unfinished: list[dict[str, Any]] = []
+    if source in ("resume", "compact", "fork", "clear") or record is not None and record.events > 1:
+        from claude_state.domain.recovery import unfinished_workflows
+
+        try:
+            unfinished = unfinished_workflows(e.state, e.sid, record)
+        except ClaudeStateError as exc:
+            log(e.state, f"SessionStart {e.sid}: unfinished workflows unknown: {exc}")
+    if not crashed and not unfinished:
+        return b""
+    from claude_state.adapters.claude_code.context import build_context
+
+    text = build_context(crashed, session_id=e.sid, source=source, unfinished=unfinished)
+    return _answer("SessionStart", {"additionalContext": text}) if text else b""
+
+
+def _on_prompt(e: Event) -> bytes:
+    _sync(e, _drain(e))
+    return b""
+
+
+def _on_stop(e: Event) -> bytes:
+    record = _drain(e)
+    _sync(e, record)
+    if not e.config.keep_working or record is None:
+        return b""
+    from claude_state.plugins.policies import keep_working_answer
+
+    return keep_working_answer(e.state, record, e.data)
+
+
+def _on_drain_only(e: Event) -> bytes:
+    _drain(e)
+    return b""
+
+
+def _on_session_end(e: Event) -> bytes:
+    _drain(e)
+    from claude_state.domain.sessions import SessionStore
+
+    reason = e.data.get("reason")
+    SessionStore(e.state).end(e.sid, reason if isinstance(reason, str) else "other")
+    return b""
+
+
+_HANDLERS: dict[str, Callable[[Event], bytes]] = {
+    "SessionStart": _on_session_start,
+    "UserPromptSubmit": _on_prompt,
+    "Stop": _on_stop,
+    "SubagentStop": _on_drain_only,
+    "PreCompact": _on_drain_only,
+    "SessionEnd": _on_session_end,
+}
+assert set(_HANDLERS) == COLD_EVENTS

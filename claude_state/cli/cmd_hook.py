@@ -1,0 +1,56 @@
+"""``claude-state hook [EVENT]``: the Claude Code hook, run through the CLI.
+
+The same handler as the hot entry point that ``install`` writes into the settings
+(``python -I -c "from claude_state.adapters.claude_code.hot import main; main()"``),
+which skips the CLI's argument parsing and command imports; this command exists for
+the contract (``docs/cli-contract``) and for running a hook input by hand.
+
+Global ``--state-dir``/``--project`` are honoured by passing them to the handler as
+``CLAUDE_STATE_DIR``/``CLAUDE_PROJECT_DIR``. ``--json`` changes nothing: the output is
+already the one JSON answer Claude Code reads (or nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from claude_state.cli.common import Context
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "hook",
+        help="handle one Claude Code hook event from stdin (always exits 0)",
+        description=(
+            "Read one Claude Code hook input (a JSON object) from stdin, record it durably "
+            "and answer on stdout when the event calls for it. EVENT defaults to the "
+            "input's hook_event_name. Exit 0 always (internal errors are logged under the "
+            "state dir's logs/; CLAUDE_STATE_STRICT=1 makes them exit 1), except where a "
+            "policy you enabled blocks."
+        ),
+    )
+    p.add_argument("event", nargs="?", metavar="EVENT", help="override hook_event_name")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    from claude_state.adapters.claude_code.hot import handle
+
+    env = dict(os.environ)
+    if args.state_dir:
+        env["CLAUDE_STATE_DIR"] = os.path.abspath(args.state_dir)
+    elif args.project:
+        env.pop("CLAUDE_STATE_DIR", None)
+        env["CLAUDE_PROJECT_DIR"] = os.path.abspath(args.project)
+    try:
+        raw = sys.stdin.buffer.read()
+    except (OSError, ValueError, AttributeError):
+        raw = b""
+    code, out = handle(raw, args.event or None, env)
+    if out:
+        sys.stdout.buffer.write(out)
+        sys.stdout.buffer.flush()
+    return code
