@@ -13,6 +13,7 @@ from claude_state.domain.definition import parse_definition
 from claude_state.domain.ops import op_pause, op_resume, op_step
 from claude_state.domain.sessions import SessionStore
 from claude_state.domain.store import WorkflowStore
+from claude_state.plugins.dispatch import read_cursor
 from claude_state.storage import journal
 from claude_state.storage.layout import StateDir
 
@@ -42,7 +43,7 @@ def test_fixture_session_replayed(tmp_path: Path) -> None:
     ]
     assert _log(tmp_path) == ""
     # every event reached the plugins, once
-    assert (state_root(tmp_path) / "sessions" / f"{SID}.dispatch").read_text().strip() == "13"
+    assert read_cursor(StateDir(state_root(tmp_path)), SID) == 13
 
 
 def _records(tmp: Path, sid: str = SID) -> list[dict]:

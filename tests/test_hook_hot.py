@@ -87,11 +87,6 @@ POST_TOOL = event(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="claude_state/__init__.py imports typing and storage/wal.py imports dataclasses; "
-    "both pull in re (~15 ms). Fix requested from their owners; remove this mark then.",
-)
 @pytest.mark.parametrize("data", [PRE_TOOL, POST_TOOL], ids=["PreToolUse", "PostToolUse"])
 def test_hot_path_imports_nothing_heavy(tmp_path: Path, data: bytes) -> None:
     result = _probe(tmp_path, data)

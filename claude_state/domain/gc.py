@@ -38,7 +38,20 @@ from claude_state.storage.layout import StateDir
 #: Unreferenced blobs younger than this are kept (a writer may not have referenced them yet).
 BLOB_GRACE_SECONDS = 3600.0
 #: Files that make up a session, by suffix after ``<sid>``.
-SESSION_SUFFIXES = (".session", ".wal", ".lease", ".lock", ".session.prev", ".wal.prev")
+SESSION_SUFFIXES = (
+    ".session",
+    ".wal",
+    ".lease",
+    ".lock",
+    ".session.prev",
+    ".wal.prev",
+    # the hook adapter's per-session files: plugin cursor, crash marker, tool gate
+    ".dispatch",
+    ".dispatch.lock",
+    ".crash",
+    ".gate",
+    ".recovery.lock",
+)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 Progress = Callable[[int], None]

@@ -23,7 +23,10 @@ from claude_state.storage import frame, wal
 from claude_state.storage.blobs import digest
 from claude_state.storage.layout import StateDir, _makedirs
 
-_IGNORED_SUFFIXES = (".lock", ".gate", ".log", ".conf", ".ended")
+#: Files with no content to verify: flock targets and presence markers (``.crash``: the
+#: crash was announced to plugins; ``.gate``: tools are refused while a workflow is
+#: paused, its text is the reason shown to the agent).
+_IGNORED_SUFFIXES = (".lock", ".gate", ".log", ".conf", ".ended", ".crash")
 
 
 @dataclass
@@ -137,6 +140,8 @@ def verify(
                 _check_frame(path, frame.Kind.SESSION)
             elif name.endswith(".lease"):
                 _check_frame(path, frame.Kind.LEASE)
+            elif name.endswith(".dispatch"):
+                _check_frame(path, frame.Kind.META)
             elif name.endswith(".blob"):
                 _check_blob(path)
             else:

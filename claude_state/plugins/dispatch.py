@@ -67,24 +67,39 @@ def cursor_path(state: StateDir, sid: str) -> str:
 
 
 def read_cursor(state: StateDir, sid: str) -> int:
-    """The last seq delivered to plugins for *sid* (0 when none)."""
+    """The last seq delivered to plugins for *sid* (0 when none).
+
+    The cursor is a checksummed frame (kind META). A damaged cursor reads as 0, which
+    re-delivers events (plugins are told to expect repeats) and never skips one.
+    """
+    from claude_state.errors import FrameError
+    from claude_state.storage import frame
+
     try:
         with open(cursor_path(state, sid), "rb") as f:
-            text = f.read().strip()
+            data = f.read()
     except FileNotFoundError:
         return 0
-    return int(text) if text.isdigit() else 0
+    try:
+        _h, payload = frame.decode(data, frame.Kind.META, cursor_path(state, sid))
+    except FrameError:
+        return 0
+    return int(payload) if payload.isdigit() else 0
 
 
 def _write_cursor(state: StateDir, sid: str, seq: int) -> None:
     # Not flushed on purpose: losing a cursor update to a power cut re-delivers events
     # (at-least-once), which plugins are told to expect; a flush per event would cost
-    # a millisecond each. The rename keeps the file whole.
+    # a millisecond each. The rename keeps the file whole; the temp file lives in
+    # temp/ so an orphan is swept like any other.
+    from claude_state.storage import frame
+    from claude_state.storage.layout import temp_name
+
     path = cursor_path(state, sid)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    tmp = temp_name(state.temp)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
-        os.write(fd, b"%d\n" % seq)
+        os.write(fd, frame.encode(frame.Kind.META, b"%d" % seq))
     finally:
         os.close(fd)
     os.replace(tmp, path)

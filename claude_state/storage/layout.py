@@ -12,7 +12,10 @@ per-call code (plain strings are cheaper), and no directory is created until nee
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing-only: collections.abc costs start-up time on the hot path
+    from collections.abc import Mapping
 
 from claude_state.ids import validate_id
 

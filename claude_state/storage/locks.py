@@ -16,7 +16,10 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from types import TracebackType
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing-only: keep the hot path's imports minimal
+    from types import TracebackType
 
 from claude_state.errors import LockTimeoutError, StorageError
 from claude_state.storage.layout import FILE_MODE
