@@ -66,7 +66,27 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         module = importlib.import_module(f"claude_state.cli.cmd_{name}")
         module.register(sub)
+    _accept_json_anywhere(parser)
     return parser
+
+
+def _accept_json_anywhere(parser: argparse.ArgumentParser) -> None:
+    """Let ``--json`` follow the command too (``claude-state status --json``).
+
+    The contract puts global options before the command; people also type them after
+    it. SUPPRESS keeps a subcommand's absent flag from overriding the global one.
+    """
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                if not any("--json" in a.option_strings for a in child._actions):
+                    child.add_argument(
+                        "--json",
+                        action="store_true",
+                        default=argparse.SUPPRESS,
+                        help="print exactly one JSON document",
+                    )
+                _accept_json_anywhere(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
