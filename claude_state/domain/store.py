@@ -144,7 +144,8 @@ class WorkflowStore:
         with self.lock(wf.id):
             if self.exists(wf.id):
                 raise ConflictError(f"workflow {wf.id} already exists")
-            self._write_snapshot(wf, generation=1, last_seq=0)
+            # WAL first: the snapshot's rename is the commit point, so a create that
+            # fails leaves no workflow behind (only an orphan WAL, replaced next time).
             wal.create(
                 self.state.workflow_wal(wf.id),
                 self.state.temp,
@@ -152,6 +153,7 @@ class WorkflowStore:
                 generation=1,
                 base_seq=1,
             )
+            self._write_snapshot(wf, generation=1, last_seq=0)
         self._cache.pop(wf.id, None)
         return wf
 
@@ -202,7 +204,13 @@ class WorkflowStore:
             except OSError:
                 self._cache.pop(workflow_id, None)
             if entry.wal_end > self.compact_bytes:
-                self._compact(workflow_id, entry)
+                try:
+                    self._compact(workflow_id, entry)
+                except StorageError:
+                    # The ops are durable in the WAL: they are acknowledged whatever
+                    # happens to this housekeeping, which leaves a consistent state
+                    # (old snapshot + WAL, or new snapshot) and is retried next time.
+                    self._cache.pop(workflow_id, None)
         for op in ops:
             for listener in self.listeners:
                 listener(wf, op)
@@ -331,7 +339,11 @@ class WorkflowStore:
                 if os.path.exists(live):
                     tmp = temp_name(self.state.temp)
                     os.link(live, tmp)
-                    os.replace(tmp, live + ".prev")
+                    try:
+                        os.replace(tmp, live + ".prev")
+                    except OSError:
+                        os.unlink(tmp)  # leave no temp link behind
+                        raise
         except OSError as exc:
             raise StorageError(
                 f"could not keep the previous generation of {snap}: {exc.strerror}",
@@ -382,7 +394,7 @@ class WorkflowStore:
         return entry
 
     def _read(
-        self, wid: str, *, fallback: bool, for_write: bool = False
+        self, wid: str, *, fallback: bool, for_write: bool = False, _attempt: int = 0
     ) -> tuple[Workflow, tuple[int, int, int], wal.WALHeader | None, int, int]:
         snap, wpath = self.state.workflow_state(wid), self.state.workflow_wal(wid)
         try:
@@ -422,6 +434,17 @@ class WorkflowStore:
                 )
             return wf, key, None, 0, last_seq + 1
         if wread.header.generation > gen:
+            # Readers do not lock: a compaction may have replaced the snapshot and the
+            # WAL between our two reads. Only an unchanged snapshot means one was put back.
+            if key != (0, 0, 0) and _attempt < 20:
+                try:
+                    raced = _stat_key(snap) != key
+                except FileNotFoundError:
+                    raced = True
+                if raced:
+                    return self._read(
+                        wid, fallback=fallback, for_write=for_write, _attempt=_attempt + 1
+                    )
             raise IntegrityError(
                 f"snapshot generation {gen} is older than its WAL ({wread.header.generation}):"
                 " an old snapshot was put back",

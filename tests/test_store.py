@@ -1,0 +1,225 @@
+"""WorkflowStore: CRUD, fencing, compaction, the .prev fallback, stale generations."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from helpers.storeutil import T0, make_workflow, new_store
+
+from claude_state.domain.ops import op_owner, op_set_data, op_step
+from claude_state.domain.store import WorkflowStore
+from claude_state.errors import (
+    ConflictError,
+    FrameError,
+    IntegrityError,
+    NotFoundError,
+    StaleEpochError,
+)
+from claude_state.storage import frame
+
+
+def flip(path: str, offset: int) -> None:
+    data = bytearray(Path(path).read_bytes())
+    data[offset] ^= 0x01
+    Path(path).write_bytes(bytes(data))
+
+
+def test_create_load_apply_list_delete(tmp_path: Path) -> None:
+    state, store = new_store(tmp_path)
+    wf = make_workflow("wf1")
+    store.create(wf)
+    assert store.exists("wf1") and store.ids() == ["wf1"]
+    assert store.load("wf1").to_dict() == make_workflow("wf1").to_dict()
+    out = store.apply("wf1", op_step("s0", "running", at=T0))
+    assert out.step("s0").status == "running"
+    store.apply_many(
+        "wf1", [op_step("s0", "completed", output="ok", at=T0), op_set_data("k", [1, 2], T0)]
+    )
+    fresh = WorkflowStore(state).load("wf1")
+    assert fresh.step("s0").status == "completed" and fresh.data == {"k": [1, 2]}
+    assert fresh.to_dict() == store.load("wf1").to_dict()
+    store.create(make_workflow("wf2"))
+    assert [w.id for w in store.list()] == ["wf1", "wf2"]
+    assert store.delete("wf1") is True
+    assert store.delete("wf1") is False
+    assert store.ids() == ["wf2"]
+    assert not any(n.startswith("wf1") for n in os.listdir(state.workflows))
+    with pytest.raises(NotFoundError):
+        store.load("wf1")
+
+
+def test_not_found_and_conflict(tmp_path: Path) -> None:
+    _, store = new_store(tmp_path)
+    with pytest.raises(NotFoundError):
+        store.load("nope")
+    with pytest.raises(NotFoundError):
+        store.apply("nope", op_set_data("k", 1, T0))
+    store.create(make_workflow("wf1"))
+    store.apply("wf1", op_set_data("k", 1, T0))
+    with pytest.raises(ConflictError):
+        store.create(make_workflow("wf1"))
+    assert store.load("wf1").data == {"k": 1}  # the refused create changed nothing
+
+
+def test_refused_op_writes_nothing(tmp_path: Path) -> None:
+    state, store = new_store(tmp_path)
+    store.create(make_workflow("wf1"))
+    size = os.path.getsize(state.workflow_wal("wf1"))
+    with pytest.raises(ConflictError):
+        store.apply("wf1", op_step("s1", "running", at=T0))  # deps not done
+    assert os.path.getsize(state.workflow_wal("wf1")) == size
+    assert store.load("wf1").step("s1").status == "pending"
+
+
+def test_epoch_fencing(tmp_path: Path) -> None:
+    state, store = new_store(tmp_path)
+    store.create(make_workflow("wf1"))
+    store.apply("wf1", op_owner("sess-a", 3, T0))
+    store.apply("wf1", op_set_data("k", 1, T0), epoch=3)
+    with pytest.raises(StaleEpochError) as info:
+        store.apply("wf1", op_set_data("k", 2, T0), epoch=2)
+    assert info.value.presented == 2 and info.value.current == 3
+    # a second process with its own store is fenced just the same
+    with pytest.raises(StaleEpochError):
+        WorkflowStore(state).apply("wf1", op_set_data("k", 2, T0), epoch=1)
+    assert store.load("wf1").data == {"k": 1}
+    store.apply("wf1", op_owner("sess-b", 4, T0))
+    with pytest.raises(StaleEpochError):
+        store.apply("wf1", op_set_data("k", 3, T0), epoch=3)
+
+
+def test_compaction_correctness(tmp_path: Path) -> None:
+    state, store = new_store(tmp_path, compact_bytes=2000)
+    store.create(make_workflow("wf1"))
+    expect: dict[str, int] = {}
+    gens = set()
+    for i in range(300):
+        key = f"k{i % 17}"
+        expect[key] = i
+        store.apply("wf1", op_set_data(key, i, T0))
+        gens.add(frame.decode_header(Path(state.workflow_state("wf1")).read_bytes()).generation)
+    assert len(gens) > 10  # compaction really happened, many times
+    fresh = WorkflowStore(state).load("wf1")
+    assert fresh.data == expect
+    assert fresh.to_dict() == store.load("wf1").to_dict()
+    assert fresh.revision == 300
+    assert os.path.getsize(state.workflow_wal("wf1")) <= 2000 + 200
+    assert store.verify("wf1") == []
+
+
+def test_cache_sees_other_writers(tmp_path: Path) -> None:
+    state, a = new_store(tmp_path, compact_bytes=1500)
+    b = WorkflowStore(state, compact_bytes=1500)
+    a.create(make_workflow("wf1"))
+    for i in range(100):
+        (a if i % 3 else b).apply("wf1", op_set_data(f"k{i}", i, T0))
+    want = {f"k{i}": i for i in range(100)}
+    assert a.load("wf1").data == want and b.load("wf1").data == want
+    assert WorkflowStore(state).load("wf1").revision == 100
+
+
+def _damaged_snapshot_setup(tmp_path: Path) -> tuple[WorkflowStore, str, dict[str, object]]:
+    state, store = new_store(tmp_path, compact_bytes=1000)
+    store.create(make_workflow("wf1"))
+    for i in range(60):  # several compactions, then a few ops in the live WAL
+        store.apply("wf1", op_set_data(f"k{i % 5}", i, T0))
+    want = store.load("wf1").to_dict()
+    return store, state.workflow_state("wf1"), want
+
+
+@pytest.mark.parametrize("offset", [0, 20, 47, 60, -1])
+def test_prev_fallback_gives_identical_state(tmp_path: Path, offset: int) -> None:
+    store, snap, want = _damaged_snapshot_setup(tmp_path)
+    flip(snap, offset)
+    fresh = WorkflowStore(store.state)
+    assert fresh.load("wf1").to_dict() == want
+    # verify names the damaged file; load with fallback off refuses
+    problems = fresh.verify("wf1")
+    assert problems and problems[0]["path"] == snap
+    with pytest.raises(FrameError):
+        fresh.load("wf1", fallback=False)
+    # writes continue on top of the fallback, and repair rewrites the snapshot
+    fresh.apply("wf1", op_set_data("after", 1, T0))
+    assert fresh.repair("wf1")
+    assert fresh.verify("wf1") == []
+    assert WorkflowStore(store.state).load("wf1").data == {**want["data"], "after": 1}  # type: ignore[dict-item]
+
+
+def test_no_fallback_means_a_clean_error(tmp_path: Path) -> None:
+    store, snap, _ = _damaged_snapshot_setup(tmp_path)
+    os.unlink(snap + ".prev")
+    flip(snap, 60)
+    with pytest.raises(IntegrityError):
+        WorkflowStore(store.state).load("wf1")
+    assert store.list() == []
+
+
+def test_prev_fallback_never_undoes_a_save(tmp_path: Path) -> None:
+    """A whole-document save is not prev + WAL: falling back to .prev would silently
+    return the state from *before* the save. It must be an error instead."""
+    store, snap, _ = _damaged_snapshot_setup(tmp_path)
+    wf = store.load("wf1")
+    wf.data = {"restored": True}
+    store.save(wf)
+    store.apply("wf1", op_set_data("x", 1, T0))
+    want = store.load("wf1").to_dict()
+    assert want["data"] == {"restored": True, "x": 1}
+    flip(snap, 60)
+    fresh = WorkflowStore(store.state)
+    try:
+        got = fresh.load("wf1").to_dict()
+    except IntegrityError:
+        return
+    assert got == want
+
+
+def test_old_snapshot_put_back(tmp_path: Path) -> None:
+    state, store = new_store(tmp_path, compact_bytes=1000)
+    store.create(make_workflow("wf1"))
+    snap = state.workflow_state("wf1")
+    old = Path(snap).read_bytes()
+    for i in range(60):
+        store.apply("wf1", op_set_data("k", i, T0))
+    assert Path(snap).read_bytes() != old
+    shutil.copyfile(snap, snap + ".keep")
+    Path(snap).write_bytes(old)
+    fresh = WorkflowStore(state)
+    with pytest.raises(IntegrityError) as info:
+        fresh.load("wf1", fallback=False)
+    assert info.value.kind == "stale_generation"
+    problems = fresh.verify("wf1")
+    assert problems and problems[0]["kind"] == "stale_generation"
+    # control: the right snapshot loads
+    shutil.copyfile(snap + ".keep", snap)
+    assert WorkflowStore(state).load("wf1").data == {"k": 59}
+
+
+def test_damaged_wal_is_reported(tmp_path: Path) -> None:
+    state, store = new_store(tmp_path)
+    store.create(make_workflow("wf1"))
+    for i in range(5):
+        store.apply("wf1", op_set_data("k", i, T0))
+    flip(state.workflow_wal("wf1"), 60)
+    problems = WorkflowStore(state).verify("wf1")
+    assert problems and problems[0]["path"] == state.workflow_wal("wf1")
+    with pytest.raises(IntegrityError):
+        WorkflowStore(state).load("wf1")
+
+
+def test_verify_missing(tmp_path: Path) -> None:
+    _, store = new_store(tmp_path)
+    assert store.verify("ghost")[0]["kind"] == "missing"
+
+
+def test_large_values_go_to_blobs(tmp_path: Path) -> None:
+    state, store = new_store(tmp_path, blob_threshold=1000)
+    store.create(make_workflow("wf1"))
+    big = "line of log output\n" * 500
+    store.apply("wf1", op_step("s0", "completed", output=big, at=T0))
+    snapless = store.load("wf1").step("s0").output
+    assert isinstance(snapless, dict) and "$blob" in snapless
+    assert store.output("wf1", "s0") == big
+    assert os.path.getsize(state.workflow_wal("wf1")) < 1000
