@@ -135,7 +135,9 @@ def test_save_and_load(sized: tuple[str, Workflow], tmp_path: Path, benchmark: A
     for d in dirs[:-1]:
         shutil.rmtree(d)
     copies.clear()
-    resave = measure(lambda: store.save(_copy(wf)), rounds)  # blobs exist: deduplicated
+    # blobs exist: deduplicated. The copy is made outside the timed call (setup), as
+    # for the first save: the floor does not copy either.
+    resave = measure(lambda: store.save(copies.pop()), rounds, lambda: copies.append(_copy(wf)))
     load = benchmark.pedantic(lambda: WorkflowStore(state).load(wf.id), rounds=rounds, iterations=1)
     assert load.revision == wf.revision
     lt = list(benchmark.stats.stats.data)

@@ -37,7 +37,7 @@ SCENARIOS = ["apply", "apply_compact", "save", "create"]
 USES = {
     "apply": {"write", "fdatasync", "open"},
     "apply_compact": set(FUNCS),
-    "save": {"write", "fsync", "replace", "open", "link"},
+    "save": {"write", "fsync", "replace", "open"},  # one durable write: no .prev links
     "create": {"write", "fsync", "replace", "open"},
 }
 

@@ -157,17 +157,22 @@ def test_no_fallback_means_a_clean_error(tmp_path: Path) -> None:
     assert store.list() == []
 
 
-def test_prev_fallback_never_undoes_a_save(tmp_path: Path) -> None:
+@pytest.mark.parametrize("offset", [20, 60], ids=["header", "payload"])
+@pytest.mark.parametrize("apply_after", [True, False], ids=["then-apply", "save-only"])
+def test_prev_fallback_never_undoes_a_save(tmp_path: Path, offset: int, apply_after: bool) -> None:
     """A whole-document save is not prev + WAL: falling back to .prev would silently
-    return the state from *before* the save. It must be an error instead."""
+    return the state from *before* the save. It must be an error instead. "save-only"
+    leaves the previous (derived) WAL in place, the case the generation check and the
+    removal of .prev by save() exist for; "header" damage hides the generation."""
     store, snap, _ = _damaged_snapshot_setup(tmp_path)
     wf = store.load("wf1")
     wf.data = {"restored": True}
     store.save(wf)
-    store.apply("wf1", op_set_data("x", 1, T0))
+    if apply_after:
+        store.apply("wf1", op_set_data("x", 1, T0))
     want = store.load("wf1").to_dict()
-    assert want["data"] == {"restored": True, "x": 1}
-    flip(snap, 60)
+    assert want["data"] == ({"restored": True, "x": 1} if apply_after else {"restored": True})
+    flip(snap, offset)
     fresh = WorkflowStore(store.state)
     try:
         got = fresh.load("wf1").to_dict()

@@ -71,6 +71,12 @@ def json_copy(value: Any, where: str = "value", _depth: int = 0) -> Any:
 # -- field readers used by from_dict ------------------------------------------------------
 
 
+def _keep(value: Any, where: str = "value") -> Any:
+    """The no-copy twin of :func:`json_copy`, for documents the store itself just
+    parsed (orjson output is fresh, plain JSON and owned by nobody else)."""
+    return value
+
+
 def _get(d: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
     if key not in d:
         raise InvalidInputError(f"{where}: missing {key!r}")
@@ -118,8 +124,13 @@ class Step:
         """True when the step failed and has used every attempt it is allowed."""
         return self.status == "failed" and self.attempts >= self.max_retries + 1
 
-    def to_dict(self) -> dict[str, Any]:
-        """A fresh plain-JSON dict of this step."""
+    def to_dict(self, copy: bool = True) -> dict[str, Any]:
+        """A fresh plain-JSON dict of this step.
+
+        :param copy: deep-copy nested values. The store passes False when it serialises
+            the dict at once: a copy of every output would double the cost of a save.
+        """
+        cp = json_copy if copy else _keep
         return {
             "id": self.id,
             "name": self.name,
@@ -129,20 +140,47 @@ class Step:
             "max_retries": self.max_retries,
             "timeout": self.timeout,
             "agent": self.agent,
-            "output": json_copy(self.output),
+            "output": cp(self.output),
             "error": self.error,
-            "agent_state": json_copy(self.agent_state),
+            "agent_state": cp(self.agent_state),
             "started_at": self.started_at,
             "finished_at": self.finished_at,
-            "tool_calls": json_copy(self.tool_calls),
+            "tool_calls": cp(self.tool_calls),
         }
 
     @classmethod
-    def from_dict(cls, d: Any) -> Step:
+    def from_dict(cls, d: Any, *, trusted: bool = False) -> Step:
         """Read a step written by :meth:`to_dict` (current schema only).
 
+        :param trusted: *d* was just parsed from a verified file by the store: field
+            types are still checked, nested values are used without a deep copy.
         :raises InvalidInputError: on a missing field, a wrong type or an unknown status.
         """
+        if trusted and type(d) is dict:
+            # Fast path: a checksummed snapshot the store wrote itself. Construct
+            # directly; any surprise (a missing key, a bad status) falls through to the
+            # validating path below, which names the problem.
+            try:
+                if d["status"] in STEP_STATUSES and type(d["deps"]) is list:
+                    return cls(
+                        d["id"],
+                        d["name"],
+                        d["deps"],
+                        d["status"],
+                        d["attempts"],
+                        d["max_retries"],
+                        d["timeout"],
+                        d["agent"],
+                        d.get("output"),
+                        d["error"],
+                        d["agent_state"],
+                        d["started_at"],
+                        d["finished_at"],
+                        d["tool_calls"],
+                    )
+            except KeyError:
+                pass
+        cp = _keep if trusted else json_copy
         d = _obj(d, "step")
         where = f"step {d.get('id')!r}"
         deps = _get(d, "deps", list, where)
@@ -164,12 +202,12 @@ class Step:
             max_retries=_get(d, "max_retries", int, where),
             timeout=None if timeout is None else float(timeout),
             agent=_opt(d, "agent", str, where),
-            output=json_copy(d.get("output"), f"{where} output"),
+            output=cp(d.get("output"), f"{where} output"),
             error=_opt(d, "error", str, where),
-            agent_state=json_copy(_get(d, "agent_state", dict, where), where),
+            agent_state=cp(_get(d, "agent_state", dict, where), where),
             started_at=_opt(d, "started_at", str, where),
             finished_at=_opt(d, "finished_at", str, where),
-            tool_calls=json_copy(calls, where),
+            tool_calls=cp(calls, where),
         )
 
 
@@ -244,8 +282,9 @@ class Workflow:
 
     # -- JSON form -------------------------------------------------------------------
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, copy: bool = True) -> dict[str, Any]:
         """A fresh plain-JSON dict of the whole document (current schema)."""
+        cp = json_copy if copy else _keep
         return {
             "schema": self.schema,
             "id": self.id,
@@ -253,22 +292,23 @@ class Workflow:
             "status": self.status,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
-            "steps": [s.to_dict() for s in self.steps],
-            "data": json_copy(self.data),
-            "owner": json_copy(self.owner),
+            "steps": [s.to_dict(copy) for s in self.steps],
+            "data": cp(self.data),
+            "owner": cp(self.owner),
             "parent_id": self.parent_id,
-            "history": json_copy(self.history),
-            "metrics": json_copy(self.metrics),
+            "history": cp(self.history),
+            "metrics": cp(self.metrics),
             "finish_order": list(self.finish_order),
             "revision": self.revision,
         }
 
     @classmethod
-    def from_dict(cls, doc: Any) -> Workflow:
+    def from_dict(cls, doc: Any, *, trusted: bool = False) -> Workflow:
         """Read a workflow document of any known schema (older ones are migrated).
 
         :raises InvalidInputError: for a malformed document or one from a newer schema.
         """
+        cp = _keep if trusted else json_copy
         d = migrate(_obj(doc, "workflow document"))
         where = f"workflow {d.get('id')!r}"
         status = _get(d, "status", str, where)
@@ -294,12 +334,12 @@ class Workflow:
             status=status,
             created_at=_get(d, "created_at", str, where),
             updated_at=_get(d, "updated_at", str, where),
-            steps=[Step.from_dict(s) for s in _get(d, "steps", list, where)],
-            data=json_copy(_get(d, "data", dict, where), f"{where} data"),
-            owner=json_copy(owner),
+            steps=[Step.from_dict(s, trusted=trusted) for s in _get(d, "steps", list, where)],
+            data=cp(_get(d, "data", dict, where), f"{where} data"),
+            owner=cp(owner),
             parent_id=_opt(d, "parent_id", str, where),
-            history=json_copy(history, where),
-            metrics=json_copy(_get(d, "metrics", dict, where), where),
+            history=cp(history, where),
+            metrics=cp(_get(d, "metrics", dict, where), where),
             finish_order=list(order),
             revision=_get(d, "revision", int, where),
         )

@@ -39,7 +39,6 @@ from claude_state.errors import (
     NotFoundError,
     StaleEpochError,
     StorageError,
-    WALError,
 )
 from claude_state.ids import validate_id
 from claude_state.storage import frame, wal
@@ -217,7 +216,7 @@ class WorkflowStore:
         return wf
 
     def save(self, wf: Workflow) -> None:
-        """Write *wf* whole as a new snapshot generation (and start a fresh WAL).
+        """Write *wf* whole as a new snapshot generation: one durable write.
 
         Used for imports, restores and rollbacks to a checkpoint; step-by-step changes
         should go through :meth:`apply`, which is far cheaper.
@@ -225,17 +224,18 @@ class WorkflowStore:
         validate_id(wf.id, "workflow id")
         self.state.ensure(sweep=False)
         with self.lock(wf.id):
-            gen, last_seq = 0, 0
-            try:
-                header, body = read_doc(self.state.workflow_state(wf.id), frame.Kind.WORKFLOW)
-                gen, last_seq = header.generation, int(body["last_seq"])
+            gen, last_seq = self._position(wf.id)
+            # One durable write, like the floor pipeline: the old WAL is left as it is.
+            # Its generation is now older than the snapshot's, so readers ignore it, and
+            # the next writer replaces it with a WAL of the new generation. The .prev
+            # files go first (the snapshot's directory flush makes that durable): the
+            # new snapshot is not their compaction, so no fallback may use them.
+            for path in self._files(wf.id)[2:]:
                 try:
-                    last_seq = max(last_seq, wal.read(self.state.workflow_wal(wf.id)).next_seq - 1)
-                except (FileNotFoundError, WALError):
+                    os.unlink(path)
+                except FileNotFoundError:
                     pass
-            except (FileNotFoundError, FrameError, KeyError, TypeError):
-                pass
-            self._rotate(wf, gen + 1, last_seq, derived=False)
+            self._write_snapshot(wf, gen + 1, last_seq)
         self._cache.pop(wf.id, None)
 
     replace = save
@@ -300,38 +300,81 @@ class WorkflowStore:
                     changed[key] = new
         return changed or op
 
-    def _externalize_doc(self, wf: Workflow) -> None:
-        for step in wf.steps:
+    def _pack(self, value: Any) -> Any:
+        """*value* as it goes into a snapshot, serialised at most once.
+
+        A large value becomes a blob reference; a small one is serialised here and
+        embedded as an ``orjson.Fragment``, so the snapshot's own ``dumps`` does not
+        serialise it a second time (measuring a value's size means serialising it).
+        """
+        if value is None or isinstance(value, (bool, int, float)) or is_ref(value):
+            return value
+        if isinstance(value, str) and 6 * len(value) + 2 <= self.blob_threshold:
+            return value  # cannot pass the threshold even if every character is escaped
+        import orjson
+
+        data = frame.dumps(value)
+        if len(data) > self.blob_threshold:
+            return self.blobs.put(data)
+        return orjson.Fragment(data)
+
+    def _snapshot_doc(self, wf: Workflow) -> dict[str, Any]:
+        """The workflow's JSON tree for a snapshot; large values move to blobs (in *wf*
+        too, so the cached copy stays small)."""
+        doc = wf.to_dict(copy=False)  # serialised at once: no deep copy needed
+        for step, sd in zip(wf.steps, doc["steps"], strict=True):
             if step.output is not None:
-                step.output = self._externalize(step.output)
-            if step.agent_state:
-                ext = self._externalize(step.agent_state)
-                if is_ref(ext):
-                    step.agent_state = {"$ref": ext}
-        for key, value in list(wf.data.items()):
-            wf.data[key] = self._externalize(value)
+                sd["output"] = packed = self._pack(step.output)
+                if is_ref(packed):
+                    step.output = packed
+            if step.agent_state and "$ref" not in step.agent_state:
+                packed = self._pack(step.agent_state)
+                if is_ref(packed):
+                    step.agent_state = {"$ref": packed}
+                    packed = step.agent_state
+                sd["agent_state"] = packed
+        data = {}
+        for key, value in wf.data.items():
+            data[key] = packed = self._pack(value)
+            if is_ref(packed):
+                wf.data[key] = packed
+        doc["data"] = data
+        return doc
 
     def _write_snapshot(self, wf: Workflow, generation: int, last_seq: int) -> None:
-        self._externalize_doc(wf)
-        doc = {"doc": wf.to_dict(), "wal_generation": generation, "last_seq": last_seq}
+        doc = {"doc": self._snapshot_doc(wf), "wal_generation": generation, "last_seq": last_seq}
         atomic_write(
             self.state.workflow_state(wf.id),
             frame.encode_doc(frame.Kind.WORKFLOW, doc, generation),
             self.state.temp,
         )
 
-    def _rotate(self, wf: Workflow, generation: int, last_seq: int, derived: bool) -> None:
-        """Start snapshot generation *generation*, keeping the previous one as ``.prev``.
+    def _position(self, wid: str) -> tuple[int, int]:
+        """(current generation, last sequence number) of *wid*, read cheaply: the frame
+        header and the WAL's tail, not the snapshot's payload (lock held)."""
+        snap, wpath = self.state.workflow_state(wid), self.state.workflow_wal(wid)
+        try:
+            with open(snap, "rb") as f:
+                header = frame.decode_header(f.read(frame.HEADER_SIZE), snap)
+        except (FileNotFoundError, FrameError):
+            header = None  # absent or damaged: the WAL alone says how far things went
+        wal_gen, last_seq = wal.tail(wpath)
+        # The new generation must be newer than the snapshot's and the WAL's (after a
+        # damaged header, only the WAL still says how far generations went). Sequence
+        # numbers need only agree between a snapshot and the WAL of its own generation
+        # (the next writer starts that WAL at last_seq + 1), so the WAL's end is enough:
+        # the snapshot's payload is not decompressed.
+        return max(header.generation if header is not None else 0, wal_gen), last_seq
+
+    def _rotate(self, wf: Workflow, generation: int, last_seq: int) -> None:
+        """Compaction: start generation *generation*, keeping the old one as ``.prev``.
 
         Order matters for crash safety: (1) hard-link the current snapshot and WAL to
         ``.prev`` (the live files stay in place), (2) write the new snapshot, (3) start
-        the new WAL. A crash after (2) leaves a WAL older than its snapshot, which is
+        the new WAL, flagged ``derived``: the new snapshot is exactly the old generation
+        replayed, which is what lets a damaged snapshot be rebuilt from ``.prev``
+        without loss. A crash after (2) leaves a WAL older than its snapshot, which is
         ignored because every record in it is already in the snapshot.
-
-        :param derived: the new snapshot is exactly the old generation replayed (a
-            compaction). Only then may a damaged snapshot be rebuilt from ``.prev``; a
-            :meth:`save` of another document (a restore, an import) must not be undone
-            by that fallback, so its WAL is created without the flag.
         """
         snap, wpath = self.state.workflow_state(wf.id), self.state.workflow_wal(wf.id)
         try:
@@ -357,12 +400,12 @@ class WorkflowStore:
             kind=wal.KIND_WORKFLOW,
             generation=generation,
             base_seq=last_seq + 1,
-            flags=wal.FLAG_DERIVED if derived else 0,
+            flags=wal.FLAG_DERIVED,
         )
 
     def _compact(self, wid: str, entry: _Cached) -> None:
         gen = entry.wal_key[0]
-        self._rotate(entry.wf, gen + 1, entry.next_seq - 1, derived=True)
+        self._rotate(entry.wf, gen + 1, entry.next_seq - 1)
         self._cache.pop(wid, None)
 
     def _fresh(self, wid: str) -> _Cached:
@@ -401,7 +444,7 @@ class WorkflowStore:
             key = _stat_key(snap)
             header, body = read_doc(snap, frame.Kind.WORKFLOW)
             gen, last_seq = header.generation, int(body["last_seq"])
-            wf = Workflow.from_dict(body["doc"])
+            wf = Workflow.from_dict(body["doc"], trusted=True)
         except FileNotFoundError:
             raise NotFoundError("workflow", wid) from None
         except (IntegrityError, KeyError, TypeError, ValueError) as exc:
@@ -461,14 +504,24 @@ class WorkflowStore:
         """Rebuild from ``.prev`` snapshot + ``.prev`` WAL when that loses nothing."""
         snap, wpath = self.state.workflow_state(wid), self.state.workflow_wal(wid)
         try:
+            # The damaged snapshot must be the compaction of .prev, not a later whole-
+            # document save (which leaves an older, possibly derived WAL in place): its
+            # header, when it still verifies, must name the derived WAL's generation.
+            damaged_gen: int | None = None  # stays None when the header is damaged too
+            try:
+                with open(snap, "rb") as f:
+                    damaged_gen = frame.decode_header(f.read(frame.HEADER_SIZE), snap).generation
+            except FrameError:
+                pass  # header damaged too: .prev still existing is the proof (save drops it)
             header, body = read_doc(snap + ".prev", frame.Kind.WORKFLOW)
-            wf = Workflow.from_dict(body["doc"])
+            wf = Workflow.from_dict(body["doc"], trusted=True)
             prev_wal = wal.read(wpath + ".prev")
             cur_wal = wal.read(wpath)
         except (OSError, IntegrityError, KeyError, TypeError, ValueError):
             raise self._damaged(snap, cause) from cause
         if (
             not cur_wal.header.flags & wal.FLAG_DERIVED
+            or (damaged_gen is not None and damaged_gen != cur_wal.header.generation)
             or prev_wal.header.generation != header.generation
             or cur_wal.header.base_seq != prev_wal.next_seq
         ):

@@ -307,6 +307,27 @@ def append(path: str, payloads: list[bytes]) -> list[int]:
         os.close(fd)
 
 
+def tail(path: str) -> tuple[int, int]:
+    """(generation, last record's seq) of the WAL at *path*; (0, 0) when absent or
+    damaged. O(1) through the trailing length. Caller holds the lock (a torn tail is
+    cut, as before an append)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return 0, 0
+    except OSError as exc:
+        raise StorageError(f"could not open {path}: {exc.strerror}", path, exc.errno) from exc
+    try:
+        header, next_seq, _end = _tail_state(fd, path)
+        return header.generation, next_seq - 1
+    except WALError:
+        return 0, 0  # a damaged WAL: the caller is replacing the state anyway
+    except OSError as exc:
+        raise StorageError(f"could not read {path}: {exc.strerror}", path, exc.errno) from exc
+    finally:
+        os.close(fd)
+
+
 def ensure(path: str, temp_dir: str, *, kind: int, generation: int = 1, base_seq: int = 1) -> None:
     """Create the WAL if it does not exist (caller holds the lock)."""
     if not os.path.exists(path):
