@@ -32,12 +32,23 @@ COMMANDS = (
 )
 
 
+#: Arguments that hold ids, by argparse dest, and what they name. They are validated
+#: here, before any command runs, so no command can touch the disk with a bad id.
+ID_ARGS = {
+    "id": "workflow id",
+    "step": "step id",
+    "checkpoint": "checkpoint id",
+    "to": "checkpoint id",
+    "sid": "session id",
+    "sids": "session id",
+}
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors in the contract's format (exit 2)."""
+    """argparse that reports usage errors in the contract's format: one line, exit 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        sys.stderr.write(f"claude-state: error: {message}\n")
+        sys.stderr.write(f"claude-state: error: {message} (see: {self.prog} --help)\n")
         raise SystemExit(2)
 
 
@@ -70,6 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _validate_ids(args: argparse.Namespace) -> None:
+    from claude_state.ids import validate_id
+
+    for dest, what in ID_ARGS.items():
+        value = getattr(args, dest, None)
+        for v in value if isinstance(value, list) else [value]:
+            if v is not None:
+                validate_id(v, what)
+
+
 def _accept_json_anywhere(parser: argparse.ArgumentParser) -> None:
     """Let ``--json`` follow the command too (``claude-state status --json``).
 
@@ -78,7 +99,11 @@ def _accept_json_anywhere(parser: argparse.ArgumentParser) -> None:
     """
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
-            for child in action.choices.values():
+            helps = {a.dest: a.help for a in action._choices_actions}
+            for name, child in action.choices.items():
+                if not child.description and helps.get(name):
+                    # `claude-state workflow create --help` explains itself
+                    child.description = str(helps[name])[:1].upper() + str(helps[name])[1:] + "."
                 if not any("--json" in a.option_strings for a in child._actions):
                     child.add_argument(
                         "--json",
@@ -93,18 +118,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.version:
-        print(f"claude-state {_version()}")
-        return 0
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
     debug = args.debug or os.environ.get("CLAUDE_STATE_DEBUG") == "1"
+    if not getattr(args, "func", None) and not args.version:
+        if args.json or argv is not None and len(argv) > 0:
+            sys.stderr.write(
+                "claude-state: error: a command is required (see: claude-state --help)\n"
+            )
+        else:
+            parser.print_help()
+        return 2
     from claude_state.cli.common import Context
 
-    ctx = Context(args)
     try:
-        code = args.func(args, ctx)
+        if args.version:
+            print(f"claude-state {_version()}")
+            return 0
+        _validate_ids(args)
+        code = args.func(args, Context(args))
         return int(code or 0)
     except ClaudeStateError as exc:
         if debug:
@@ -118,6 +148,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # the file system said no: say what and where, plainly
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        where = f"{exc.filename}: " if exc.filename else ""
+        sys.stderr.write(f"claude-state: error: {where}{exc.strerror or exc}\n")
+        return 1
     except Exception as exc:  # a bug: say so plainly, keep the contract's one line
         if debug:
             import traceback
