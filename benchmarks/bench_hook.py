@@ -27,6 +27,7 @@ import sysconfig
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = str(Path(__file__).resolve().parents[1])
 SITE = sysconfig.get_paths()["purelib"]
@@ -60,8 +61,41 @@ def _time(cmd: list[str], data: bytes, env: dict[str, str]) -> float:
     return elapsed
 
 
-def bench_tool_calls(runs: int, root: str = REPO) -> None:
+def regular_install(dest: str) -> str:
+    """A venv whose site-packages holds a plain copy of claude_state with compiled
+    bytecode, like ``pip install claude-state`` gives (no editable finder, whose import
+    hooks cost ~25 ms per interpreter start). Dependencies come from this environment
+    through a path-only ``.pth`` (no code runs for it). Returns its python."""
+    import compileall
+    import shutil
+    import venv
+
+    venv.EnvBuilder(with_pip=False, symlinks=True).create(dest)
+    py = os.path.join(dest, "bin", "python")
+    site = subprocess.run(
+        [py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    shutil.copytree(
+        os.path.join(REPO, "claude_state"),
+        os.path.join(site, "claude_state"),
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    compileall.compile_dir(os.path.join(site, "claude_state"), quiet=1)
+    with open(os.path.join(site, "deps.pth"), "w") as f:
+        f.write(SITE + "\n")
+    return py
+
+
+def bench_tool_calls(runs: int) -> dict[str, dict[str, list[float]]]:
+    """Interleaved wall times of PreToolUse/PostToolUse hook processes and of a bare
+    ``python -I -c pass`` of the same interpreter, for the dev and a regular install."""
+    import compileall
+
     tmp = tempfile.mkdtemp(prefix="bench-hook-")
+    compileall.compile_dir(os.path.join(REPO, "claude_state"), quiet=1)
     env = {
         "PATH": os.environ.get("PATH", ""),
         "CLAUDE_STATE_DIR": tmp + "/state",
@@ -83,35 +117,34 @@ def bench_tool_calls(runs: int, root: str = REPO) -> None:
         tool_response={"stdout": "....F.\n1 failed, 5 passed in 0.41s\n", "stderr": ""},
         duration_ms=1840,
     )
-    py = sys.executable
-    setup_s = f"import sys; sys.path[:0] = [{root!r}, {SITE!r}]"
-    variants = {
-        "as installed here (-I)": ([py, "-I", "-c", "pass"], [py, "-I", "-c", HOT]),
-        "without site (-I -S, wheel-like)": (
-            [py, "-I", "-S", "-c", setup_s],
-            [py, "-I", "-S", "-c", f"{setup_s}; {HOT}"],
-        ),
-    }
-    for label, (bare, hook) in variants.items():
-        res: dict[str, list[float]] = {"python -c pass": [], "PreToolUse": [], "PostToolUse": []}
+    out: dict[str, dict[str, list[float]]] = {}
+    for label, py in (
+        ("regular install", regular_install(os.path.join(tmp, "venv"))),
+        ("dev (editable) install", sys.executable),
+    ):
+        bare, hook = [py, "-I", "-c", "pass"], [py, "-I", "-c", HOT]
+        res: dict[str, list[float]] = {"python -I -c pass": [], "PreToolUse": [], "PostToolUse": []}
         for _ in range(3):  # warm-up
             _time(bare, b"", env), _time(hook, pre, env), _time(hook, post, env)
         for _ in range(runs):
-            res["python -c pass"].append(_time(bare, b"", env))
+            res["python -I -c pass"].append(_time(bare, b"", env))
             res["PreToolUse"].append(_time(hook, pre, env))
             res["PostToolUse"].append(_time(hook, post, env))
-        base = _stats(res["python -c pass"])[0]
-        print(
-            f"\n{label}: {runs} runs each, interleaved, fsync "
-            f"{'off' if env.get('CLAUDE_STATE_FSYNC') == '0' else 'on'}"
-        )
-        print(f"  {'what':<16} {'median ms':>10} {'p90 ms':>8} {'ratio':>6}")
+        out[label] = res
+    return out
+
+
+def print_tool_calls(results: dict[str, dict[str, list[float]]]) -> None:
+    for label, res in results.items():
+        base = _stats(res["python -I -c pass"])[0]
+        print(f"\n{label}: {len(res['PreToolUse'])} runs each, interleaved")
+        print(f"  {'what':<18} {'median ms':>10} {'p90 ms':>8} {'ratio':>6}")
         for name, xs in res.items():
             med, p90 = _stats(xs)
-            print(f"  {name:<16} {med:>10.1f} {p90:>8.1f} {med / base:>6.2f}")
+            print(f"  {name:<18} {med:>10.1f} {p90:>8.1f} {med / base:>6.2f}")
 
 
-def bench_session_start(n: int, runs: int) -> None:
+def bench_session_start(n: int, runs: int) -> dict[str, Any]:
     from claude_state.domain import leases
     from claude_state.domain.procinfo import ProcessIdentity
     from claude_state.storage import journal
@@ -119,6 +152,8 @@ def bench_session_start(n: int, runs: int) -> None:
 
     tmp = tempfile.mkdtemp(prefix="bench-start-")
     state = StateDir(tmp + "/state").ensure()
+    fsync = os.environ.pop("CLAUDE_STATE_FSYNC", None)
+    os.environ["CLAUDE_STATE_FSYNC"] = "0"  # the setup only: it is not what is measured
     me = ProcessIdentity.current()
     dead = ProcessIdentity(
         pid=2**22 - 7, start_time="ticks:1", boot_id=me.boot_id, host=me.host, pid_ns=me.pid_ns
@@ -139,6 +174,9 @@ def bench_session_start(n: int, runs: int) -> None:
         leases.acquire(state, sid, owner)
         if i % 10 not in (0,) and i % 100 != 0:
             leases.release(state, sid)
+    del os.environ["CLAUDE_STATE_FSYNC"]
+    if fsync is not None:
+        os.environ["CLAUDE_STATE_FSYNC"] = fsync
     print(
         f"\nSessionStart with {n} sessions on disk (set up in {time.perf_counter() - t0:.1f} s; "
         f"{n // 100} crashed, ~{n // 10} live, the rest ended)"
@@ -169,29 +207,82 @@ def bench_session_start(n: int, runs: int) -> None:
 
     t = time.perf_counter()
     found = find_crashed(state)
-    print(
-        f"  find_crashed in-process: {(time.perf_counter() - t) * 1000:.1f} ms, "
-        f"{len(found)} crashed"
-    )
+    scan = time.perf_counter() - t
+    print(f"  find_crashed in-process: {scan * 1000:.1f} ms, {len(found)} crashed")
+    return {"times": times, "context_chars": len(ctx), "crashed": len(found), "scan": scan}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=40)
     ap.add_argument("--sessions", type=int, default=1000)
-    ap.add_argument(
-        "--root",
-        default=REPO,
-        help="where claude_state is imported from in the -S variant (e.g. a copy "
-        "with a proposed change applied)",
-    )
     ap.add_argument("--only-tools", action="store_true", help="skip the SessionStart benchmark")
     args = ap.parse_args()
     print(f"Python {sys.version.split()[0]} at {sys.executable}")
-    bench_tool_calls(args.runs, args.root)
+    print_tool_calls(bench_tool_calls(args.runs))
     if not args.only_tools:
         bench_session_start(args.sessions, max(5, args.runs // 4))
 
 
 if __name__ == "__main__":
     main()
+
+
+# -- as part of `pytest benchmarks` ---------------------------------------------------------
+
+
+def test_hook_process_vs_bare_interpreter() -> None:
+    """Reported, not asserted: the 1.5x aim is a ratio, not a design budget."""
+    from conftest import NOTES, ROWS
+
+    results = bench_tool_calls(int(os.environ.get("BENCH_HOOK_RUNS", "25")))
+    for label, res in results.items():
+        base = res["python -I -c pass"]
+        bm, bp = _stats(base)
+        for event in ("PreToolUse", "PostToolUse"):
+            m, p = _stats(res[event])
+            ROWS.append(
+                (
+                    f"hook process, {event} ({label})",
+                    "1 event",
+                    f"{m:.2f} / {p:.2f}",
+                    f"{bm:.2f} / {bp:.2f} (python -I -c pass)",
+                    f"{m / bm:.2f}x",
+                    "aim: within 1.5x",
+                )
+            )
+    NOTES.append(
+        "hook processes: interleaved with a bare interpreter start of the same "
+        "python in one loop; 'regular install' is a copy of the package with "
+        "compiled bytecode in a fresh venv (what pip install gives); the editable "
+        "dev install's import finder costs ~25 ms on every start, ours and the "
+        "baseline's alike"
+    )
+
+
+def test_session_start_with_1000_sessions() -> None:
+    from conftest import ROWS
+
+    r = bench_session_start(1000, 7)
+    m, p = _stats(r["times"])
+    assert r["crashed"] == 10 and r["context_chars"] > 0
+    ROWS.append(
+        (
+            "SessionStart hook process, 1,000 sessions on disk (10 crashed)",
+            "-",
+            f"{m:.2f} / {p:.2f}",
+            "-",
+            "-",
+            "-",
+        )
+    )
+    ROWS.append(
+        (
+            "crash scan in-process, 1,000 sessions",
+            "-",
+            f"{r['scan'] * 1000:.2f}",
+            "-",
+            "-",
+            "aim: < 50 ms",
+        )
+    )
