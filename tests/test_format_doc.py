@@ -26,8 +26,16 @@ def test_frame_table_matches_the_struct() -> None:
     rows = _table_rows("## Frame")
     offsets = [(int(r[0]), int(r[1]) if r[1].isdigit() else None, r[2]) for r in rows]
     assert [o[2] for o in offsets] == [
-        "magic", "version", "kind", "flags", "generation", "raw_len", "stored_len",
-        "payload_sum", "header_sum", "payload",
+        "magic",
+        "version",
+        "kind",
+        "flags",
+        "generation",
+        "raw_len",
+        "stored_len",
+        "payload_sum",
+        "header_sum",
+        "payload",
     ]
     # Offsets follow the struct layout exactly.
     fmt_sizes = [4, 2, 1, 1, 8, 8, 8, 8, 8]

@@ -23,7 +23,9 @@ from claude_state.storage.layout import StateDir
 def cli(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "claude_state", "--state-dir", str(state), "--json", *args],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

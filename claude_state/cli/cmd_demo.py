@@ -24,7 +24,7 @@ from claude_state.cli.common import Context
 
 HOT = "from claude_state.adapters.claude_code.hot import main; main()"
 
-WORKFLOW = {
+WORKFLOW: dict[str, Any] = {
     "id": "payments-retry",
     "name": "Add retry logic to the payment client",
     "steps": [
@@ -77,8 +77,12 @@ class _Demo:
         data = orjson.dumps(event) + b"\n"
         t0 = time.perf_counter()
         proc = subprocess.run(
-            [sys.executable, "-I", "-c", HOT], input=data, capture_output=True, env=env,
-            cwd=self.project, timeout=60,
+            [sys.executable, "-I", "-c", HOT],
+            input=data,
+            capture_output=True,
+            env=env,
+            cwd=self.project,
+            timeout=60,
         )
         self.hook_ms.append((time.perf_counter() - t0) * 1000)
         if proc.returncode != 0:
@@ -87,12 +91,18 @@ class _Demo:
 
     def cli(self, *args: str, env: dict[str, str], stdin: str | None = None) -> str:
         proc = subprocess.run(
-            [sys.executable, "-m", "claude_state", *args], input=stdin, text=True,
-            capture_output=True, env=env, cwd=self.project, timeout=60,
+            [sys.executable, "-m", "claude_state", *args],
+            input=stdin,
+            text=True,
+            capture_output=True,
+            env=env,
+            cwd=self.project,
+            timeout=60,
         )
         if proc.returncode != 0:
-            raise RuntimeError(f"claude-state {' '.join(args)} exited {proc.returncode}: "
-                               f"{proc.stderr.strip()}")
+            raise RuntimeError(
+                f"claude-state {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}"
+            )
         return proc.stdout
 
 
@@ -147,32 +157,95 @@ def _story(d: _Demo, agents: list[subprocess.Popen[bytes]], orjson: Any) -> dict
 
     d.say("1. The agent starts, gets a prompt, and plans the work as a workflow.")
     d.hook(_event(s1, p, "SessionStart", source="startup", model="claude-sonnet-5"), env1)
-    d.hook(_event(s1, p, "UserPromptSubmit", permission_mode="default",
-                  prompt="Add retry logic to the payment client and make the tests pass"), env1)
+    d.hook(
+        _event(
+            s1,
+            p,
+            "UserPromptSubmit",
+            permission_mode="default",
+            prompt="Add retry logic to the payment client and make the tests pass",
+        ),
+        env1,
+    )
     d.cli("workflow", "create", "-", env=env1, stdin=orjson.dumps(WORKFLOW).decode())
     read_in = {"file_path": f"{p}/payments/client.py"}
-    d.hook(_event(s1, p, "PreToolUse", tool_name="Read", tool_input=read_in,
-                  tool_use_id="toolu_01Read0001"), env1)
+    d.hook(
+        _event(
+            s1,
+            p,
+            "PreToolUse",
+            tool_name="Read",
+            tool_input=read_in,
+            tool_use_id="toolu_01Read0001",
+        ),
+        env1,
+    )
     d.cli("workflow", "step", WORKFLOW["id"], "read-code", "--status", "running", env=env1)
-    d.hook(_event(s1, p, "PostToolUse", tool_name="Read", tool_input=read_in,
-                  tool_response={"type": "text", "file": {"filePath": read_in["file_path"],
-                                 "content": "class PaymentClient: ...", "numLines": 5}},
-                  tool_use_id="toolu_01Read0001", duration_ms=3), env1)
-    d.cli("workflow", "step", WORKFLOW["id"], "read-code", "--status", "completed",
-          "--output", '{"summary": "charge() posts once, no retry"}', env=env1)
+    d.hook(
+        _event(
+            s1,
+            p,
+            "PostToolUse",
+            tool_name="Read",
+            tool_input=read_in,
+            tool_response={
+                "type": "text",
+                "file": {
+                    "filePath": read_in["file_path"],
+                    "content": "class PaymentClient: ...",
+                    "numLines": 5,
+                },
+            },
+            tool_use_id="toolu_01Read0001",
+            duration_ms=3,
+        ),
+        env1,
+    )
+    d.cli(
+        "workflow",
+        "step",
+        WORKFLOW["id"],
+        "read-code",
+        "--status",
+        "completed",
+        "--output",
+        '{"summary": "charge() posts once, no retry"}',
+        env=env1,
+    )
 
     d.say("2. It starts implementing: an edit lands, then a test run begins...")
     d.cli("workflow", "step", WORKFLOW["id"], "implement", "--status", "running", env=env1)
-    edit = {"file_path": f"{p}/payments/client.py", "old_string": "return httpx.post(",
-            "new_string": "return self._with_retry(lambda: httpx.post("}
-    d.hook(_event(s1, p, "PreToolUse", tool_name="Edit", tool_input=edit,
-                  tool_use_id="toolu_01Edit0002"), env1)
-    d.hook(_event(s1, p, "PostToolUse", tool_name="Edit", tool_input=edit,
-                  tool_response={"filePath": edit["file_path"], "success": True},
-                  tool_use_id="toolu_01Edit0002", duration_ms=11), env1)
+    edit = {
+        "file_path": f"{p}/payments/client.py",
+        "old_string": "return httpx.post(",
+        "new_string": "return self._with_retry(lambda: httpx.post(",
+    }
+    d.hook(
+        _event(
+            s1, p, "PreToolUse", tool_name="Edit", tool_input=edit, tool_use_id="toolu_01Edit0002"
+        ),
+        env1,
+    )
+    d.hook(
+        _event(
+            s1,
+            p,
+            "PostToolUse",
+            tool_name="Edit",
+            tool_input=edit,
+            tool_response={"filePath": edit["file_path"], "success": True},
+            tool_use_id="toolu_01Edit0002",
+            duration_ms=11,
+        ),
+        env1,
+    )
     bash = {"command": "pytest -q tests/test_payments.py", "description": "Run payment tests"}
-    d.hook(_event(s1, p, "PreToolUse", tool_name="Bash", tool_input=bash,
-                  tool_use_id="toolu_01Bash0003"), env1)
+    d.hook(
+        _event(
+            s1, p, "PreToolUse", tool_name="Bash", tool_input=bash, tool_use_id="toolu_01Bash0003"
+        ),
+        env1,
+    )
 
     d.say(f"3. kill -9 {agent1.pid}: the agent dies. No hook runs; nothing says goodbye.\n")
     agent1.send_signal(signal.SIGKILL)
@@ -210,9 +283,11 @@ def _story(d: _Demo, agents: list[subprocess.Popen[bytes]], orjson: Any) -> dict
 
     verify = orjson.loads(d.cli("--json", "verify", env=env2))
     ms = sorted(d.hook_ms)
-    d.say(f"\n7. verify: {verify['checked']} files checked, ok={verify['ok']}. "
-          f"Hook calls: {len(ms)}, median {ms[len(ms) // 2]:.1f} ms each "
-          "(a new Python process per event).")
+    d.say(
+        f"\n7. verify: {verify['checked']} files checked, ok={verify['ok']}. "
+        f"Hook calls: {len(ms)}, median {ms[len(ms) // 2]:.1f} ms each "
+        "(a new Python process per event)."
+    )
     return {
         "project": p,
         "crashed_session": s1,

@@ -25,6 +25,7 @@ size, WAL end) under the lock, so several processes can share a workflow safely.
 
 from __future__ import annotations
 
+import builtins
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -88,7 +89,7 @@ class WorkflowStore:
         self.blobs = BlobStore(state)
         self.compact_bytes = compact_bytes
         self.blob_threshold = blob_threshold
-        self.listeners: list[Listener] = []
+        self.listeners: builtins.list[Listener] = []
         self._cache: dict[str, _Cached] = {}
 
     # -- queries ------------------------------------------------------------------------
@@ -96,14 +97,14 @@ class WorkflowStore:
     def exists(self, workflow_id: str) -> bool:
         return os.path.exists(self.state.workflow_state(workflow_id))
 
-    def ids(self) -> list[str]:
+    def ids(self) -> builtins.list[str]:
         try:
             names = os.listdir(self.state.workflows)
         except FileNotFoundError:
             return []
         return sorted(n[: -len(".state")] for n in names if n.endswith(".state"))
 
-    def list(self) -> list[Workflow]:
+    def list(self) -> builtins.list[Workflow]:
         """Every workflow that loads; damaged ones are skipped (``verify`` reports them)."""
         out = []
         for wid in self.ids():
@@ -259,7 +260,7 @@ class WorkflowStore:
 
     # -- integrity ----------------------------------------------------------------------
 
-    def verify(self, workflow_id: str) -> list[dict[str, str]]:
+    def verify(self, workflow_id: str) -> builtins.list[dict[str, str]]:
         """Problems found in a workflow's files: ``[{"path", "kind", "detail"}]``."""
         problems = []
         snap = self.state.workflow_state(workflow_id)
@@ -281,7 +282,7 @@ class WorkflowStore:
 
     # -- internals ----------------------------------------------------------------------
 
-    def _files(self, wid: str) -> list[str]:
+    def _files(self, wid: str) -> builtins.list[str]:
         s, w = self.state.workflow_state(wid), self.state.workflow_wal(wid)
         return [s, w, s + ".prev", w + ".prev"]
 

@@ -126,9 +126,12 @@ def verify(
                 _check_frame(path, frame.Kind.WORKFLOW)
             elif name.endswith((".wal", ".wal.prev")):
                 result = _check_wal(path)
-                if name.endswith(".wal") and rel_dir == "workflows":
-                    if not os.path.exists(path[: -len(".wal")] + ".state"):
-                        report.add(path, "orphan", "WAL without a snapshot")
+                if (
+                    name.endswith(".wal")
+                    and rel_dir == "workflows"
+                    and not os.path.exists(path[: -len(".wal")] + ".state")
+                ):
+                    report.add(path, "orphan", "WAL without a snapshot")
                 if result.torn and repair and not name.endswith(".prev"):
                     with open(path, "r+b") as f:
                         f.truncate(result.valid_end)

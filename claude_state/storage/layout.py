@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import os
 
+from claude_state.ids import validate_id
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing-only: collections.abc costs start-up time on the hot path
     from collections.abc import Mapping
-
-from claude_state.ids import validate_id
 
 SUBDIRS = ("workflows", "checkpoints", "sessions", "temp", "blobs", "logs")
 DIR_MODE = 0o700

@@ -17,12 +17,12 @@ import fcntl
 import os
 import time
 
+from claude_state.errors import LockTimeoutError, StorageError
+from claude_state.storage.layout import FILE_MODE
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing-only: keep the hot path's imports minimal
     from types import TracebackType
-
-from claude_state.errors import LockTimeoutError, StorageError
-from claude_state.storage.layout import FILE_MODE
 
 
 def locking_enabled() -> bool:
