@@ -424,7 +424,7 @@ class WorkflowStore:
                             wpath, entry.wal_end, entry.wal_key[1], entry.next_seq
                         )
                         for seq, payload in recs:
-                            apply_op(entry.wf, frame.loads(payload, wpath))
+                            apply_op(entry.wf, frame.loads(payload, wpath), trusted=True)
                             entry.next_seq = seq + 1
                         entry.wal_end = end
                         return entry
@@ -497,7 +497,7 @@ class WorkflowStore:
             )
         for seq, payload in wread.records:
             if seq > last_seq:
-                apply_op(wf, frame.loads(payload, wpath))
+                apply_op(wf, frame.loads(payload, wpath), trusted=True)
         next_seq = max(wread.next_seq, last_seq + 1)
         return wf, key, wread.header, wread.valid_end, next_seq
 
@@ -529,7 +529,7 @@ class WorkflowStore:
             raise self._damaged(snap, cause) from cause
         for seq, payload in prev_wal.records:
             if seq > int(body["last_seq"]):
-                apply_op(wf, frame.loads(payload, wpath + ".prev"))
+                apply_op(wf, frame.loads(payload, wpath + ".prev"), trusted=True)
         return wf, cur_wal.header.generation, cur_wal.header.base_seq - 1
 
     @staticmethod
