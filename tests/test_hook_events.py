@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -276,3 +277,34 @@ def test_cli_hook_command_delegates(
     assert cmd_hook.run(args, Context(args)) == 0
     assert capsysbinary.readouterr().out == b""
     assert len(journal.read(StateDir(tmp_path / "st"), SID)) == 1
+
+
+def test_cold_events_heartbeat_the_lease_of_their_own_agent(tmp_path: Path) -> None:
+    """UserPromptSubmit/Stop refresh the lease (what keeps a session alive for another
+    host sharing the state dir); a lease now held by another process is left alone."""
+    import subprocess
+    import sys
+
+    from claude_state.domain import leases
+
+    agent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        env = hook_env(tmp_path, CLAUDE_PID=str(agent.pid))
+        state = StateDir(state_root(tmp_path))
+        assert run_hook(event("SessionStart", source="startup"), env).returncode == 0
+        first = leases.read(state, SID)
+        assert first is not None and first.info.owner.pid == agent.pid
+        time.sleep(0.05)
+        assert run_hook(event("UserPromptSubmit", prompt="go on"), env).returncode == 0
+        second = leases.read(state, SID)
+        assert second is not None and second.epoch == first.epoch
+        assert second.info.heartbeat_at > first.info.heartbeat_at
+        # Another agent process (as if the lease had been re-acquired elsewhere): the
+        # first agent's events must not touch it.
+        other = hook_env(tmp_path, CLAUDE_PID=str(os.getpid()))
+        assert run_hook(event("Stop", stop_hook_active=False), other).returncode == 0
+        third = leases.read(state, SID)
+        assert third is not None and third.info.heartbeat_at == second.info.heartbeat_at
+    finally:
+        agent.kill()
+        agent.wait()

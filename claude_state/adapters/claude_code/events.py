@@ -210,6 +210,30 @@ def _take_lease(e: Event) -> None:
         log(e.state, f"SessionStart {e.sid}: lease not taken: {exc}")
 
 
+def _heartbeat(e: Event) -> None:
+    """Refresh the session's lease, if this same agent process still holds it.
+
+    Staleness on the same host is judged by the owner process itself; the heartbeat is
+    what keeps a session alive in the eyes of *another* host sharing the state dir (its
+    TTL runs out otherwise). A lease broken by a recovery, or held by another process,
+    is left alone: a fenced-off session must not revive it.
+    """
+    from claude_state.domain import leases
+    from claude_state.domain.procinfo import ProcessIdentity, find_agent_pid
+
+    try:
+        rec = leases.read(e.state, e.sid)
+        if rec is None or not rec.held:
+            return
+        pid, _source = find_agent_pid(e.env)
+        owner = rec.info.owner
+        if owner.pid != pid or owner.start_time != ProcessIdentity.current(pid).start_time:
+            return
+        leases.heartbeat(e.state, e.sid, rec.epoch)
+    except Exception as exc:  # a missed heartbeat is not worth failing the agent for
+        log(e.state, f"{e.name} {e.sid}: lease heartbeat skipped: {type(exc).__name__}: {exc}")
+
+
 def _crash_plans(e: Event) -> list[dict[str, Any]]:
     from claude_state.domain import recovery
 
@@ -276,11 +300,13 @@ def _on_session_start(e: Event) -> bytes:
 
 
 def _on_prompt(e: Event) -> bytes:
+    _heartbeat(e)
     _sync(e, _drain(e))
     return b""
 
 
 def _on_stop(e: Event) -> bytes:
+    _heartbeat(e)
     record = _drain(e)
     _sync(e, record)
     if not e.config.keep_working or record is None:
@@ -291,6 +317,7 @@ def _on_stop(e: Event) -> bytes:
 
 
 def _on_drain_only(e: Event) -> bytes:
+    _heartbeat(e)
     _drain(e)
     return b""
 
