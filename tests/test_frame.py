@@ -184,3 +184,43 @@ def test_fuzz_mutations_of_a_valid_frame(data: st.DataObject) -> None:
     damaged = base[:pos] + bytes([val]) + base[pos + 1 :]
     with pytest.raises(FrameError):
         frame.decode(damaged)
+
+
+def test_forged_zstd_frame_with_recomputed_checksums_stays_bounded() -> None:
+    """The hardest forgery: both checksums recomputed and the zstd frame header itself
+    pledging 900 MB, over 1,000 real bytes. One-shot decompression would allocate the
+    pledged size up front; frames above STREAM_ABOVE are decompressed in chunks."""
+    import tracemalloc
+
+    import xxhash
+    import zstandard
+
+    cobj = zstandard.ZstdCompressor(write_content_size=True).compressobj(size=900_000_000)
+    forged = cobj.compress(b"x" * 1000) + cobj.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+    assert zstandard.frame_content_size(forged) == 900_000_000
+    head = frame.HEADER.pack(
+        frame.MAGIC,
+        frame.VERSION,
+        1,
+        frame.FLAG_ZSTD,
+        0,
+        900_000_000,
+        len(forged),
+        xxhash.xxh3_64_intdigest(forged),
+    )
+    data = head + frame.HEADER_SUM.pack(xxhash.xxh3_64_intdigest(head)) + forged
+    tracemalloc.start()
+    try:
+        with pytest.raises(FrameError, match="header says 900000000"):
+            frame.decode(data, 1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, peak
+
+
+def test_large_frames_round_trip_through_the_streaming_path() -> None:
+    payload = bytes(range(256)) * ((frame.STREAM_ABOVE // 256) + 4096)
+    assert len(payload) > frame.STREAM_ABOVE
+    _h, out = frame.decode(frame.encode(1, payload), 1)
+    assert out == payload

@@ -42,6 +42,8 @@ COMPRESS_THRESHOLD = 512
 #: Largest payload a frame may declare (guards decompression); 1 GiB.
 MAX_RAW_LEN = 1 << 30
 ZSTD_LEVEL = 3
+#: Payloads declaring more than this are decompressed in chunks (see _decompress_streaming).
+STREAM_ABOVE = 8 << 20
 
 
 class Kind(IntEnum):
@@ -99,12 +101,36 @@ def _decompress(data: bytes | memoryview, raw_len: int) -> bytes:
     if declared != raw_len:
         raise FrameError(f"zstd frame declares {declared} bytes, header says {raw_len}")
     try:
-        out = _dctx.decompress(data, max_output_size=raw_len)
+        if raw_len <= STREAM_ABOVE:
+            out = _dctx.decompress(data, max_output_size=raw_len)
+        else:
+            out = _decompress_streaming(data, raw_len)
     except zstandard.ZstdError as exc:
         raise FrameError(f"zstd decompression failed: {exc}") from exc
     if len(out) != raw_len:
         raise FrameError(f"decompressed {len(out)} bytes, header says {raw_len}")
     return bytes(out)
+
+
+def _decompress_streaming(data: bytes | memoryview, raw_len: int) -> bytes:
+    """Decompress in 1 MiB chunks, so memory grows with the bytes that really come out.
+
+    A one-shot decompress allocates the declared size up front: a forged frame (its
+    checksums recomputed, its zstd header claiming up to :data:`MAX_RAW_LEN`) could make
+    a tiny file allocate a gigabyte before being found short.
+    """
+    chunks = []
+    total = 0
+    with _dctx.stream_reader(data, read_across_frames=False) as reader:
+        while True:
+            chunk = reader.read(1 << 20)
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > raw_len:
+                raise FrameError(f"decompressed more than the {raw_len} bytes declared")
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def encode(
