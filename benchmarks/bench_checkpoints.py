@@ -137,11 +137,23 @@ def _state(tmp_path: Path) -> tuple[StateDir, WorkflowStore]:
 
 
 def _report(name: str, benchmark: Any, budget: float | None = None) -> None:
+    from conftest import ROWS
+
     data = sorted(benchmark.stats.stats.data)
     med = statistics.median(data)
     p90 = data[min(len(data) - 1, int(len(data) * 0.9))]
     extra = f" (budget {budget * 1000:.0f} ms)" if budget else ""
     print(f"\n{name}: median {med * 1000:.2f} ms, p90 {p90 * 1000:.2f} ms{extra}")
+    ROWS.append(
+        (
+            f"{name} (all values inline: stress case)",
+            "-",
+            f"{med * 1000:.2f} / {p90 * 1000:.2f}",
+            "-",
+            "-",
+            f"< {budget * 1000:.0f} ms" if budget else "-",
+        )
+    )
 
 
 @pytest.mark.parametrize("size", [1 << 20, 20 << 20], ids=["1MB", "20MB"])
@@ -228,3 +240,49 @@ def test_disk_of_100_growing_checkpoints(tmp_path: Path) -> None:
     )
     assert doc_size > 1_000_000
     assert total < 2_500_000
+
+
+# -- the design budget, in the default configuration ------------------------------------------
+
+
+@pytest.mark.parametrize("full_every", [1, 10], ids=["full", "incremental"])
+def test_create_realistic_20mb_default_config(
+    tmp_path: Path, benchmark: Any, full_every: int
+) -> None:
+    """The budget (checkpoint < 100 ms) on the realistic 20 MB state of
+    benchmarks/workload.py with the default store: values over 64 KiB live in blobs,
+    shared by the workflow and every checkpoint, so a checkpoint writes the document
+    only. (The all-inline stress case above is reported, not held to the budget: zstd
+    alone takes 140-180 ms on 20 MB of that text.)"""
+    from conftest import ROWS
+    from workload import SIZES, make_state
+
+    state = StateDir(tmp_path / "state").ensure()
+    store = WorkflowStore(state)
+    wf = store.create(make_state(SIZES["20MB"]))
+    cps = CheckpointStore(state, store, full_every=full_every)
+    cps.create(wf.id, wf=wf)  # the head of the chain
+    counter = iter(range(10**6))
+
+    def change() -> tuple[tuple[Any, ...], dict[str, Any]]:
+        i = next(counter)
+        if full_every > 1 and len(cps.ids(wf.id)) % cps.full_every == 0:
+            cps.full_every += cps.full_every  # keep every measured one incremental
+        apply_op(wf, {"v": 1, "op": "set_data", "at": T, "key": f"k{i}", "value": i})
+        return (wf.id,), {"wf": wf}
+
+    benchmark.pedantic(cps.create, setup=change, rounds=10, iterations=1)
+    data = sorted(benchmark.stats.stats.data)
+    med, p90 = statistics.median(data), data[min(len(data) - 1, int(len(data) * 0.9))]
+    kind = "full" if full_every == 1 else "incremental"
+    ROWS.append(
+        (
+            f"checkpoint create, {kind} (default config, blobs shared)",
+            "20MB",
+            f"{med * 1000:.2f} / {p90 * 1000:.2f}",
+            "-",
+            "-",
+            "< 100 ms",
+        )
+    )
+    assert med < BUDGET_CREATE_S

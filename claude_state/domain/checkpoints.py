@@ -312,7 +312,7 @@ class CheckpointStore:
             wf = self.workflows.load(workflow_id)
         elif wf.id != workflow_id:
             raise InvalidInputError(f"workflow {wf.id} given for checkpoint of {workflow_id}")
-        doc = wf.to_dict()
+        doc = self.workflows.document(wf)  # large values live in (shared) blobs
         from claude_state.clock import now_iso
 
         self.state.ensure(sweep=False)

@@ -319,6 +319,24 @@ class WorkflowStore:
             return self.blobs.put(data)
         return orjson.Fragment(data)
 
+    def document(self, wf: Workflow) -> dict[str, Any]:
+        """A fresh JSON tree of *wf* with every large value moved to the blob store.
+
+        For checkpoints: they must stay small and share blobs with the live workflow
+        whatever the caller holds in memory (a workflow built in memory may still carry
+        its outputs inline). Unlike a snapshot's tree it holds plain values only (no
+        pre-serialised fragments), so it can be diffed.
+        """
+        doc = wf.to_dict()
+        for sd in doc["steps"]:
+            sd["output"] = self._externalize(sd["output"])
+            if sd["agent_state"] and "$ref" not in sd["agent_state"]:
+                ext = self._externalize(sd["agent_state"])
+                if is_ref(ext):
+                    sd["agent_state"] = {"$ref": ext}
+        doc["data"] = {k: self._externalize(v) for k, v in doc["data"].items()}
+        return doc
+
     def _snapshot_doc(self, wf: Workflow) -> dict[str, Any]:
         """The workflow's JSON tree for a snapshot; large values move to blobs (in *wf*
         too, so the cached copy stays small)."""
