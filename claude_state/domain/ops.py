@@ -160,13 +160,22 @@ def derive_status(wf: Workflow, *, ignore_pause: bool = False) -> str:
     """
     if wf.status == "cancelled" or (wf.status == "paused" and not ignore_pause):
         return wf.status
-    if not wf.steps or all(s.status == "pending" for s in wf.steps):
+    # One pass (this runs on every step op, so on every durable step update).
+    all_pending = all_done = True
+    exhausted = False
+    for s in wf.steps:
+        st = s.status
+        if st != "pending":
+            all_pending = False
+        if st != "completed" and st != "skipped":
+            all_done = False
+            if st == "failed" and s.attempts >= s.max_retries + 1:
+                exhausted = True
+    if all_pending:
         return "idle"
-    if all(s.status in DONE_STATUSES for s in wf.steps):
+    if all_done:
         return "completed"
-    if any(s.exhausted for s in wf.steps):
-        return "failed"
-    return "running"
+    return "failed" if exhausted else "running"
 
 
 def _set_status(wf: Workflow, status: str, at: str) -> None:

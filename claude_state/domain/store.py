@@ -91,6 +91,7 @@ class WorkflowStore:
         self.blob_threshold = blob_threshold
         self.listeners: builtins.list[Listener] = []
         self._cache: dict[str, _Cached] = {}
+        self._path_cache: dict[str, tuple[str, str, str]] = {}
 
     # -- queries ------------------------------------------------------------------------
 
@@ -135,7 +136,7 @@ class WorkflowStore:
     # -- writes -------------------------------------------------------------------------
 
     def lock(self, workflow_id: str, timeout: float | None = 30.0) -> FileLock:
-        return FileLock(self.state.workflow_lock(workflow_id), timeout)
+        return FileLock(self._paths(workflow_id)[2], timeout)
 
     def create(self, wf: Workflow) -> Workflow:
         """Store a new workflow. :raises ConflictError: when the id is taken."""
@@ -173,7 +174,8 @@ class WorkflowStore:
         self, workflow_id: str, ops: Iterable[dict[str, Any]], *, epoch: int | None = None
     ) -> Workflow:
         """Apply several ops atomically-in-order with one flush (group commit)."""
-        ops = [self._externalize_op(op) for op in ops]
+        prepared = [self._prepare(op) for op in ops]
+        ops = [op for op, _payload in prepared]
         with self.lock(workflow_id):
             entry = self._fresh(workflow_id)
             wf = entry.wf
@@ -185,22 +187,24 @@ class WorkflowStore:
                 scratch = Workflow.from_dict(wf.to_dict())
                 for op in ops:
                     apply_op(scratch, op)
-            payloads = [frame.dumps(op) for op in ops]
+            payloads = [payload for _op, payload in prepared]
             before_rev = wf.revision
+            wpath = self._paths(workflow_id)[1]
             try:
                 if len(ops) == 1:
                     apply_op(wf, ops[0])
                 else:
                     for op in ops:
                         apply_op(wf, op)
-                seqs = wal.append(self.state.workflow_wal(workflow_id), payloads)
+                known = (entry.wal_key[1], entry.wal_end, entry.next_seq)
+                seqs = wal.append(wpath, payloads, known)
             except BaseException:
                 if wf.revision != before_rev:
                     self._cache.pop(workflow_id, None)  # memory is ahead of disk
                 raise
             entry.next_seq = seqs[-1] + 1
             try:
-                entry.wal_end = os.stat(self.state.workflow_wal(workflow_id)).st_size
+                entry.wal_end = os.stat(wpath).st_size
             except OSError:
                 self._cache.pop(workflow_id, None)
             if entry.wal_end > self.compact_bytes:
@@ -291,15 +295,34 @@ class WorkflowStore:
             return value
         return self.blobs.externalize(value, self.blob_threshold)
 
-    def _externalize_op(self, op: dict[str, Any]) -> dict[str, Any]:
-        changed = None
+    def _prepare(self, op: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+        """*op* as applied (large values replaced by blob references) and its WAL bytes.
+
+        Each value is serialised once: to measure it, and then embedded in the record
+        as an ``orjson.Fragment`` rather than serialised again.
+        """
+        fragments: dict[str, Any] = {}
         for key in ("output", "value", "state"):
-            if key in op and op[key] is not None:
-                new = self._externalize(op[key])
-                if new is not op[key]:
-                    changed = changed or dict(op)
-                    changed[key] = new
-        return changed or op
+            value = op.get(key)
+            packed = self._pack(value)
+            if packed is value:
+                continue
+            if is_ref(packed):
+                op = {**op, key: packed}
+            else:
+                fragments[key] = packed
+        return op, frame.dumps({**op, **fragments} if fragments else op)
+
+    def _paths(self, wid: str) -> tuple[str, str, str]:
+        """(snapshot, WAL, lock) paths of *wid*, built and id-checked once per store."""
+        paths = self._path_cache.get(wid)
+        if paths is None:
+            st = self.state
+            paths = (st.workflow_state(wid), st.workflow_wal(wid), st.workflow_lock(wid))
+            if len(self._path_cache) > 1024:
+                self._path_cache.clear()
+            self._path_cache[wid] = paths
+        return paths
 
     def _pack(self, value: Any) -> Any:
         """*value* as it goes into a snapshot, serialised at most once.
@@ -432,8 +455,8 @@ class WorkflowStore:
         entry = self._cache.get(wid)
         if entry is not None:
             try:
-                if _stat_key(self.state.workflow_state(wid)) == entry.snap_key:
-                    wpath = self.state.workflow_wal(wid)
+                snap, wpath, _lock = self._paths(wid)
+                if _stat_key(snap) == entry.snap_key:
                     size = os.stat(wpath).st_size
                     if size == entry.wal_end:
                         return entry
@@ -458,7 +481,7 @@ class WorkflowStore:
     def _read(
         self, wid: str, *, fallback: bool, for_write: bool = False, _attempt: int = 0
     ) -> tuple[Workflow, tuple[int, int, int], wal.WALHeader | None, int, int]:
-        snap, wpath = self.state.workflow_state(wid), self.state.workflow_wal(wid)
+        snap, wpath, _lock = self._paths(wid)
         try:
             key = _stat_key(snap)
             header, body = read_doc(snap, frame.Kind.WORKFLOW)

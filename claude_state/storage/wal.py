@@ -262,9 +262,15 @@ def _tail_state(fd: int, path: str) -> tuple[WALHeader, int, int]:
     return header, result.next_seq, result.valid_end
 
 
-def append(path: str, payloads: list[bytes]) -> list[int]:
+def append(
+    path: str, payloads: list[bytes], known: tuple[int, int, int] | None = None
+) -> list[int]:
     """Append *payloads* as consecutive records and flush once; caller holds the lock.
 
+    :param known: ``(salt, end, next_seq)`` of this file as the caller last left it
+        (under the same lock). When the file still has that salt and length, the last
+        record needs no re-verification: it is the caller's own, flushed append.
+        Otherwise the tail is checked (and a torn one cut) as usual.
     :returns: the sequence numbers assigned, in order.
     :raises FileNotFoundError: when the WAL does not exist (caller creates it).
     :raises StorageError: on an OS error; nothing is acknowledged then.
@@ -276,11 +282,18 @@ def append(path: str, payloads: list[bytes]) -> list[int]:
     except OSError as exc:
         raise StorageError(f"could not open {path}: {exc.strerror}", path, exc.errno) from exc
     try:
-        header, seq, end = _tail_state(fd, path)
+        salt = -1
+        if known is not None and os.fstat(fd).st_size == known[1]:
+            head = os.pread(fd, FILE_HEAD.size, 0)
+            if len(head) == FILE_HEAD.size and FILE_HEAD.unpack(head)[4] == known[0]:
+                salt, end, seq = known
+        if salt == -1:
+            header, seq, end = _tail_state(fd, path)
+            salt = header.salt
         chunks = []
         seqs = []
         for p in payloads:
-            chunks.append(encode_record(header.salt, seq, p))
+            chunks.append(encode_record(salt, seq, p))
             seqs.append(seq)
             seq += 1
         data = b"".join(chunks)
