@@ -318,3 +318,22 @@ def test_kill_9_during_restore_leaves_old_or_restored_state(tmp_path: Path) -> N
     assert kills >= 20
     state.ensure()  # sweeps the temp files the killed writers left
     assert os.listdir(state.temp) == []
+
+
+def test_restore_never_moves_the_owner_epoch_back(tmp_path: Path) -> None:
+    """A checkpoint taken at epoch 1, a recovery that fenced the workflow at epoch 2
+    (through another store object), then a restore: the owner stays at epoch 2. (The
+    store reads the owner under the same writer lock as the write, so a recovery cannot
+    slip in between; that interleaving is not reproduced here.)"""
+    state = StateDir(tmp_path / "s").ensure()
+    store = WorkflowStore(state)
+    store.create(parse_definition({"id": "w", "steps": [{"id": "a"}]}))
+    store.apply("w", op_owner("sess1", 1, T))
+    cps = CheckpointStore(state, store)
+    cid = cps.create("w")["id"]
+    stale = CheckpointStore(state, WorkflowStore(state))
+    stale.workflows.load("w")  # this process last saw epoch 1
+    WorkflowStore(state).apply("w", op_owner("sess2", 2, T))  # a recovery elsewhere
+    stale.restore(cid)
+    wf = WorkflowStore(state).load("w")
+    assert wf.owner == {"session_id": "sess2", "epoch": 2}

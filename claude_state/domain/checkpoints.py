@@ -506,19 +506,12 @@ class CheckpointStore:
         wf, used, warnings = self._materialize(checkpoint_id)
         from claude_state.clock import now_iso
 
-        try:
-            current: Workflow | None = self.workflows.load(wf.id)
-        except (NotFoundError, IntegrityError, InvalidInputError):
-            current = None
-        if current is not None:
-            wf.owner = current.owner
-            wf.revision = max(wf.revision, current.revision) + 1
         at = now_iso()
         wf.updated_at = at
         wf.history.append({"at": at, "event": "restore", "detail": used})
         if len(wf.history) > MAX_HISTORY:
             del wf.history[: len(wf.history) - MAX_HISTORY]
-        self.workflows.save(wf)
+        self.workflows.save(wf, keep_owner=True)  # owner read under the writer lock
         return {
             "workflow_id": wf.id,
             "checkpoint_id": checkpoint_id,

@@ -220,8 +220,12 @@ class WorkflowStore:
                 listener(wf, op)
         return wf
 
-    def save(self, wf: Workflow) -> None:
+    def save(self, wf: Workflow, *, keep_owner: bool = False) -> None:
         """Write *wf* whole as a new snapshot generation: one durable write.
+
+        :param keep_owner: keep the stored workflow's owner and epoch and move the
+            revision past it (restores and rollbacks to a checkpoint), read under the
+            writer lock so a concurrent recovery cannot be undone.
 
         Used for imports, restores and rollbacks to a checkpoint; step-by-step changes
         should go through :meth:`apply`, which is far cheaper.
@@ -229,6 +233,16 @@ class WorkflowStore:
         validate_id(wf.id, "workflow id")
         self.state.ensure(sweep=False)
         with self.lock(wf.id):
+            if keep_owner:
+                # Read under the same lock as the write: a recovery bumping the owner's
+                # epoch in between must not be undone (fencing never moves back).
+                try:
+                    current = self._read(wf.id, fallback=True)[0]
+                except (NotFoundError, IntegrityError):
+                    current = None
+                if current is not None:
+                    wf.owner = current.owner
+                    wf.revision = max(wf.revision, current.revision) + 1
             gen, last_seq = self._position(wf.id)
             # One durable write, like the floor pipeline: the old WAL is left as it is.
             # Its generation is now older than the snapshot's, so readers ignore it, and
