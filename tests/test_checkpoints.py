@@ -337,3 +337,20 @@ def test_restore_never_moves_the_owner_epoch_back(tmp_path: Path) -> None:
     stale.restore(cid)
     wf = WorkflowStore(state).load("w")
     assert wf.owner == {"session_id": "sess2", "epoch": 2}
+
+
+def test_blob_refs_are_found_in_the_serialised_document() -> None:
+    """Checkpoints list their blobs by scanning the JSON bytes, not walking the tree:
+    every reference is found, a lookalike inside a string is not."""
+    import orjson
+
+    from claude_state.domain.checkpoints import blob_refs_in
+    from claude_state.storage.blobs import collect_refs
+
+    a, b = "0" * 32, "f" * 32
+    doc = {
+        "steps": [{"output": {"$blob": a, "size": 1}}, {"output": [{"$blob": b, "size": 2}]}],
+        "data": {"note": 'text mentioning "$blob":"' + "1" * 32 + '"'},
+    }
+    data = orjson.dumps(doc)
+    assert blob_refs_in(data) == sorted(collect_refs(doc)) == [a, b]

@@ -85,6 +85,22 @@ class _Damaged(Exception):
         super().__init__(f"{cid}: {detail}")
 
 
+_BLOB_REF = None
+
+
+def blob_refs_in(data: bytes) -> builtins.list[str]:
+    """Every blob digest referenced in serialised JSON, found in the bytes (C speed)
+    rather than by walking the tree. A literal ``"$blob":"<digest>"`` inside a string
+    value is escaped (``\\"``) and does not match; a data key named ``$blob`` would, and
+    only ever keeps a blob alive longer: the safe direction for gc."""
+    global _BLOB_REF
+    if _BLOB_REF is None:
+        import re
+
+        _BLOB_REF = re.compile(rb'"\$blob":"([0-9a-f]{32})"')
+    return sorted({m.decode() for m in _BLOB_REF.findall(data)})
+
+
 def _public(meta: dict[str, Any]) -> dict[str, Any]:
     """The contract's view of a checkpoint (``checkpoint list`` keys plus parent)."""
     return {
@@ -149,7 +165,8 @@ class CheckpointStore:
         self.state = state
         self.workflows = workflows
         self.full_every = full_every
-        self._heads: OrderedDict[str, tuple[str, dict[str, Any], int]] = OrderedDict()
+        #: Newest checkpoint per workflow: (id, its document, or its JSON bytes, depth).
+        self._heads: OrderedDict[str, tuple[str, Any, int]] = OrderedDict()
         self._meta: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}
 
     # -- files ---------------------------------------------------------------------------
@@ -312,7 +329,13 @@ class CheckpointStore:
             wf = self.workflows.load(workflow_id)
         elif wf.id != workflow_id:
             raise InvalidInputError(f"workflow {wf.id} given for checkpoint of {workflow_id}")
-        doc = self.workflows.document(wf)  # large values live in (shared) blobs
+        # A view of the workflow (no deep copy) with large values in shared blobs. It is
+        # serialised once; the in-memory chain head is kept as those bytes and parsed
+        # only when the next incremental checkpoint needs it.
+        import orjson
+
+        view = self.workflows.document(wf, copy=False)
+        doc_bytes = frame.dumps(view)
         from claude_state.clock import now_iso
 
         self.state.ensure(sweep=False)
@@ -344,18 +367,18 @@ class CheckpointStore:
             }
             if incremental:
                 assert parent_doc is not None
-                delta = diff(parent_doc, doc)
-                body["delta"] = delta
-                body["blobs"] = sorted(collect_refs(delta))
+                part = frame.dumps(diff(parent_doc, view))
+                body["delta"] = orjson.Fragment(part)
             else:
-                body["doc"] = doc
-                body["blobs"] = sorted(collect_refs(doc))
+                part = doc_bytes
+                body["doc"] = orjson.Fragment(part)
+            body["blobs"] = blob_refs_in(part)
             path = self.state.checkpoint(workflow_id, cid)
             write_doc(path, frame.Kind.CHECKPOINT, body, self.state.temp)
-            self._remember(workflow_id, cid, doc, body["depth"])
+            self._remember(workflow_id, cid, doc_bytes, body["depth"])
         return _public(body)
 
-    def _remember(self, wid: str, cid: str, doc: dict[str, Any], depth: int) -> None:
+    def _remember(self, wid: str, cid: str, doc: dict[str, Any] | bytes, depth: int) -> None:
         self._heads[wid] = (cid, doc, depth)
         self._heads.move_to_end(wid)
         while len(self._heads) > _HEADS:
@@ -379,6 +402,9 @@ class CheckpointStore:
         memo: dict[str, tuple[dict[str, Any], int]] = dict(known or {})
         head = self._heads.get(wid)
         if head is not None:
+            if isinstance(head[1], bytes):  # kept serialised; parse on first use
+                head = (head[0], frame.loads(head[1]), head[2])
+                self._heads[wid] = head
             memo.setdefault(head[0], (head[1], head[2]))
         if cid in memo and os.path.exists(self.state.checkpoint(wid, cid)):
             return memo[cid]

@@ -356,15 +356,18 @@ class WorkflowStore:
             return self.blobs.put(data)
         return orjson.Fragment(data)
 
-    def document(self, wf: Workflow) -> dict[str, Any]:
-        """A fresh JSON tree of *wf* with every large value moved to the blob store.
+    def document(self, wf: Workflow, *, copy: bool = True) -> dict[str, Any]:
+        """A JSON tree of *wf* with every large value moved to the blob store.
 
         For checkpoints: they must stay small and share blobs with the live workflow
         whatever the caller holds in memory (a workflow built in memory may still carry
         its outputs inline). Unlike a snapshot's tree it holds plain values only (no
         pre-serialised fragments), so it can be diffed.
+
+        :param copy: False returns a view sharing nested values with *wf* (no deep
+            copy), for a caller that only reads it before *wf* changes again.
         """
-        doc = wf.to_dict()
+        doc = wf.to_dict(copy)
         for sd in doc["steps"]:
             sd["output"] = self._externalize(sd["output"])
             if sd["agent_state"] and "$ref" not in sd["agent_state"]:

@@ -12,7 +12,8 @@ Hot path module: no imports at all.
 
 from __future__ import annotations
 
-#: Substrings (lower-case bytes) of which every built-in pattern's match contains one.
+#: Substrings (lower-case bytes) of which every built-in pattern's match contains one,
+#: and so does every key name of ``redaction.SENSITIVE_KEYS``.
 TRIGGERS: tuple[bytes, ...] = (
     b"sk-",  # OpenAI / Anthropic API keys
     b"ghp_",
@@ -42,6 +43,10 @@ TRIGGERS: tuple[bytes, ...] = (
     b"access_key",
     b"access-key",
     b"credential",
+    # key names of SENSITIVE_KEYS that contain none of the literals above
+    b"private_key",
+    b"privatekey",
+    b"accesskey",
 )
 
 #: URLs with a password (``scheme://user:pass@host``) need both of these.

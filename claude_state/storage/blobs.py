@@ -55,6 +55,14 @@ class BlobStore:
             atomic_write(path, frame.encode(frame.Kind.BLOB, data), self.state.temp)
         except OSError:
             pass  # exists but not ours to touch (read-only state): still a valid blob
+        else:
+            # The reference about to be acknowledged must be readable: a damaged copy
+            # (bit rot, truncation) is replaced, never reused (a read is still cheaper
+            # than the write and flush it saves).
+            try:
+                self.get(h)
+            except (NotFoundError, FrameError):
+                atomic_write(path, frame.encode(frame.Kind.BLOB, data), self.state.temp)
         return {BLOB_KEY: h, "size": len(data)}
 
     def get(self, ref: dict[str, Any] | str) -> bytes:

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,7 +143,7 @@ def handle_cold(
         config = load_config(state, env)
     except ClaudeStateError as exc:
         log(state, f"config ignored: {exc}")
-        config = Config()
+        config = _last_good_config(state)
     except Exception as exc:
         return failed(state, exc, env, "config"), b""
     try:
@@ -160,9 +161,72 @@ def handle_cold(
     event = Event(state, env, config, name, sid, ev, seq, t)
     handler = _HANDLERS.get(name, _on_other)
     try:
-        return 0, handler(event)
+        with _stdout_to_stderr():  # plugins run here; stdout is the agent's answer only
+            return 0, handler(event)
     except Exception as exc:
         return failed(state, exc, env, f"{name} {sid}"), b""
+
+
+@contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send whatever runs inside to stderr, at the Python level (``print``) and the file
+    descriptor level (``os.write(1)``, subprocesses): the agent parses the hook's stdout
+    as its answer, and a plugin's print would make it non-JSON."""
+    import sys
+
+    saved = -1
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+        saved = os.dup(1)
+        try:
+            os.dup2(2, 1)
+        except OSError:  # no stderr: discard instead
+            null = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(null, 1)
+            finally:
+                os.close(null)
+    except (OSError, ValueError):
+        if saved >= 0:
+            os.close(saved)
+            saved = -1
+    old = sys.stdout
+    sys.stdout = sys.stderr
+    try:
+        yield
+    finally:
+        sys.stdout = old
+        try:
+            if sys.stderr is not None:
+                sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        if saved >= 0:
+            try:
+                os.dup2(saved, 1)
+            finally:
+                os.close(saved)
+
+
+def _last_good_config(state: StateDir) -> Config:
+    """The defaults, plus the hot settings of the last valid config (``hot.conf``).
+
+    A config that stopped parsing (a typo while editing it) must not switch off the
+    custom redaction patterns the user asked for: events would then reach the disk with
+    those secrets, and ``hot.conf`` would be rewritten without them.
+    """
+    from claude_state.adapters.claude_code.hot import read_hot_conf
+
+    config = Config()
+    conf = read_hot_conf(state.root)
+    if conf is not None:
+        config.inline_limit = conf.inline_limit
+        config.block_tools_when_paused = conf.block_paused
+        config.patterns = [
+            {"name": name, "regex": rx, "triggers": list(trig)} for name, rx, trig in conf.patterns
+        ]
+    return config
 
 
 # -- handlers -------------------------------------------------------------------------------

@@ -111,11 +111,18 @@ def scan_field(raw: bytes, key: bytes) -> str | None:
 
     *key* is ``b'"name":"'``. The answer is only given when it is certain: the key
     occurs exactly once, right after ``{`` or ``,`` (compact JSON, so not inside a string
-    value, where its quotes would be escaped), and the value is short, ASCII and free of
+    value, where its quotes would be escaped), before any ``{`` but the first (so at the
+    top level, not in a nested object), and the value is short, ASCII and free of
     escapes. Anything else returns None and the caller falls back to a real parser.
     """
     i = raw.find(key)
     if i <= 0 or raw[i - 1] not in b"{,":
+        return None
+    if raw.find(b"{", 1, i) >= 0:
+        # An object opens before the key: it may be a nested copy (e.g. inside
+        # tool_input) while the top-level key is written another way (a space after
+        # the colon, an escape) or is absent. Claude Code writes session_id and
+        # hook_event_name before any nested value, so this costs nothing there.
         return None
     start = i + len(key)
     if raw.find(key, start) >= 0:
