@@ -22,6 +22,7 @@ from claude_state.storage import frame, journal
 from claude_state.storage.blobs import BlobStore
 from claude_state.storage.docfile import write_doc
 from claude_state.storage.layout import StateDir
+from claude_state.storage.locks import FileLock
 
 T = "2026-01-01T00:00:00.000Z"
 OLD = time.time() - 10 * 86400
@@ -191,7 +192,10 @@ def test_ended_sessions_older_than_the_duration_go(tmp_path: Path) -> None:
     rep = collect(state, older_than="1d")
     assert sorted(rep["sessions_removed"]) == sorted(dry["sessions_removed"])
     left = sorted(os.listdir(state.sessions))
-    assert not any(n.startswith(("ended-old.", "recovered-old.", "ended-dead.")) for n in left)
+    gone = ("ended-old.", "recovered-old.", "ended-dead.")
+    # only the empty lock files stay (deleting a lock a waiting hook holds open would let
+    # two writers in at once)
+    assert not any(n.startswith(gone) and not n.endswith(".lock") for n in left)
     for sid in ("ended-new", "active-old", "ended-live"):
         assert os.path.exists(state.session_record(sid))
 
@@ -204,3 +208,27 @@ def test_bad_arguments(tmp_path: Path) -> None:
         collect(state, keep=-1)
     with pytest.raises(InvalidInputError):
         collect(state, older_than=-5.0)
+
+
+def test_an_event_journaled_while_gc_decides_is_not_deleted(tmp_path: Path) -> None:
+    """gc re-checks an old session under its lock: a hook that appends an event between
+    gc's first look and the delete keeps the session (and the event) alive."""
+    import threading
+
+    state, _store = new_state(tmp_path)
+    session(state, "s1", "ended")
+    journal.append(state, "s1", [journal.wrap(b'{"hook_event_name":"Stop"}')])
+    for p in (state.session_wal("s1"), state.session_lock("s1")):
+        age(p)
+    result: dict[str, object] = {}
+    with FileLock(state.session_lock("s1")):  # a hook process is mid-append
+        worker = threading.Thread(target=lambda: result.update(collect(state, older_than="1d")))
+        worker.start()
+        time.sleep(0.3)  # gc has looked, found the session old, and waits for the lock
+        assert worker.is_alive()
+        with open(state.session_wal("s1"), "ab"):
+            pass
+        os.utime(state.session_wal("s1"))  # the hook's append: the session is active again
+    worker.join(30)
+    assert result["sessions_removed"] == []
+    assert os.path.exists(state.session_wal("s1"))

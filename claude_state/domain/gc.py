@@ -34,6 +34,7 @@ from claude_state.ids import is_valid_id
 from claude_state.storage import frame
 from claude_state.storage.blobs import BlobStore, collect_refs
 from claude_state.storage.layout import StateDir
+from claude_state.storage.locks import FileLock
 
 #: Unreferenced blobs younger than this are kept (a writer may not have referenced them yet).
 BLOB_GRACE_SECONDS = 3600.0
@@ -125,6 +126,13 @@ def _session_ids(state: StateDir) -> list[str]:
     return sorted(out)
 
 
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except FileNotFoundError:
+        return 0
+
+
 def _session_files(state: StateDir, sid: str) -> list[str]:
     return [os.path.join(state.sessions, sid + s) for s in SESSION_SUFFIXES]
 
@@ -166,6 +174,8 @@ def _session_removable(state: StateDir, sid: str, cutoff: float) -> bool:
         if isinstance(v, int | float) and not isinstance(v, bool):
             newest = max(newest, float(v))
     for path in _session_files(state, sid):
+        if path.endswith(".lock"):
+            continue  # created by whoever locks; says nothing about activity
         try:
             newest = max(newest, os.stat(path).st_mtime)
         except FileNotFoundError:
@@ -227,13 +237,22 @@ def collect(
         for sid in _session_ids(state):
             if not _session_removable(state, sid, cutoff):
                 continue
-            for path in _session_files(state, sid):
-                try:
-                    size = os.path.getsize(path)
-                except FileNotFoundError:
+            if dry_run:
+                freed += sum(_size(p) for p in _session_files(state, sid))
+                sessions_removed.append(sid)
+                tick(1)
+                continue
+            # Re-check and delete under the session's lock: a hook event journaled
+            # between the check and the delete would otherwise be deleted with it.
+            # The .lock file itself stays (an empty file): deleting a lock that a
+            # waiting hook process already opened would let two writers in at once.
+            with FileLock(state.session_lock(sid)):
+                if not _session_removable(state, sid, cutoff):
                     continue
-                freed += size
-                if not dry_run:
+                for path in _session_files(state, sid):
+                    if path.endswith(".lock"):
+                        continue
+                    freed += _size(path)
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(path)
             sessions_removed.append(sid)
