@@ -354,3 +354,35 @@ def test_blob_refs_are_found_in_the_serialised_document() -> None:
     }
     data = orjson.dumps(doc)
     assert blob_refs_in(data) == sorted(collect_refs(doc)) == [a, b]
+
+
+def test_chain_head_is_not_changed_by_later_in_place_updates(tmp_path: Path) -> None:
+    """The newest checkpoint's document is kept in memory without a deep copy. Ops that
+    change containers in place (history, metrics, tool calls, data) must not leak into
+    it, or the next delta would miss them: every checkpoint, rebuilt from disk by a
+    fresh store, equals the workflow as it was when it was taken."""
+    from claude_state.domain.model import Workflow
+    from claude_state.domain.ops import apply_op, op_tool_call
+
+    state = StateDir(tmp_path / "s").ensure()
+    store = WorkflowStore(state)
+    wf = store.create(parse_definition({"id": "w", "steps": [{"id": "a"}, {"id": "b"}]}))
+    cps = CheckpointStore(state, store, full_every=5)
+    expected: dict[str, dict[str, object]] = {}
+    script = [
+        op_step("a", "running", at=T),
+        op_tool_call("a", {"tool": "Bash", "n": 1}, T),
+        op_set_data("k", {"nested": [1, 2]}, T),
+        op_tool_call("a", {"tool": "Edit", "n": 2}, T),
+        op_step("a", "completed", output={"ok": True}, at=T),
+        op_set_data("k", {"nested": [3]}, T),
+        op_step("b", "running", at=T),
+    ]
+    for op in script:
+        apply_op(wf, op)
+        cid = cps.create("w", wf=wf)["id"]
+        expected[cid] = Workflow.from_dict(wf.to_dict()).to_dict()
+    fresh = CheckpointStore(state, WorkflowStore(state))
+    for cid, doc in expected.items():
+        got, warnings = fresh.materialize(cid)
+        assert warnings == [] and got.to_dict() == doc, cid

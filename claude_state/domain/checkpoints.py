@@ -165,8 +165,8 @@ class CheckpointStore:
         self.state = state
         self.workflows = workflows
         self.full_every = full_every
-        #: Newest checkpoint per workflow: (id, its document, or its JSON bytes, depth).
-        self._heads: OrderedDict[str, tuple[str, Any, int]] = OrderedDict()
+        #: Newest checkpoint per workflow: (id, its document, depth).
+        self._heads: OrderedDict[str, tuple[str, dict[str, Any], int]] = OrderedDict()
         self._meta: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}
 
     # -- files ---------------------------------------------------------------------------
@@ -329,9 +329,9 @@ class CheckpointStore:
             wf = self.workflows.load(workflow_id)
         elif wf.id != workflow_id:
             raise InvalidInputError(f"workflow {wf.id} given for checkpoint of {workflow_id}")
-        # A view of the workflow (no deep copy) with large values in shared blobs. It is
-        # serialised once; the in-memory chain head is kept as those bytes and parsed
-        # only when the next incremental checkpoint needs it.
+        # A view of the workflow (no deep copy: see Workflow.to_dict) with large values
+        # in shared blobs, serialised once. The view itself is kept as the chain head
+        # that the next incremental checkpoint diffs against.
         import orjson
 
         view = self.workflows.document(wf, copy=False)
@@ -375,10 +375,10 @@ class CheckpointStore:
             body["blobs"] = blob_refs_in(part)
             path = self.state.checkpoint(workflow_id, cid)
             write_doc(path, frame.Kind.CHECKPOINT, body, self.state.temp)
-            self._remember(workflow_id, cid, doc_bytes, body["depth"])
+            self._remember(workflow_id, cid, view, body["depth"])
         return _public(body)
 
-    def _remember(self, wid: str, cid: str, doc: dict[str, Any] | bytes, depth: int) -> None:
+    def _remember(self, wid: str, cid: str, doc: dict[str, Any], depth: int) -> None:
         self._heads[wid] = (cid, doc, depth)
         self._heads.move_to_end(wid)
         while len(self._heads) > _HEADS:
@@ -402,9 +402,6 @@ class CheckpointStore:
         memo: dict[str, tuple[dict[str, Any], int]] = dict(known or {})
         head = self._heads.get(wid)
         if head is not None:
-            if isinstance(head[1], bytes):  # kept serialised; parse on first use
-                head = (head[0], frame.loads(head[1]), head[2])
-                self._heads[wid] = head
             memo.setdefault(head[0], (head[1], head[2]))
         if cid in memo and os.path.exists(self.state.checkpoint(wid, cid)):
             return memo[cid]

@@ -127,8 +127,11 @@ class Step:
     def to_dict(self, copy: bool = True) -> dict[str, Any]:
         """A fresh plain-JSON dict of this step.
 
-        :param copy: deep-copy nested values. The store passes False when it serialises
-            the dict at once: a copy of every output would double the cost of a save.
+        :param copy: deep-copy nested values. With False, the containers that ops
+            change in place (``tool_calls``) are still copied, but values (the output,
+            the agent state) are shared: ops only ever replace them, never mutate them,
+            so the dict stays a faithful picture of this moment (the store serialises it,
+            checkpoints keep it as their chain head) at no deep-copy cost.
         """
         cp = json_copy if copy else _keep
         return {
@@ -145,7 +148,7 @@ class Step:
             "agent_state": cp(self.agent_state),
             "started_at": self.started_at,
             "finished_at": self.finished_at,
-            "tool_calls": cp(self.tool_calls),
+            "tool_calls": cp(self.tool_calls) if copy else list(self.tool_calls),
         }
 
     @classmethod
@@ -301,11 +304,13 @@ class Workflow:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "steps": [s.to_dict(copy) for s in self.steps],
-            "data": cp(self.data),
-            "owner": cp(self.owner),
+            "data": cp(self.data) if copy else dict(self.data),
+            "owner": json_copy(self.owner),
             "parent_id": self.parent_id,
-            "history": cp(self.history),
-            "metrics": cp(self.metrics),
+            # changed in place by ops: copied even without *copy* (history entries are
+            # never changed once appended; metrics are small and nested)
+            "history": cp(self.history) if copy else list(self.history),
+            "metrics": json_copy(self.metrics),
             "finish_order": list(self.finish_order),
             "revision": self.revision,
         }
