@@ -95,9 +95,20 @@ def fmt_ms(st: Stats) -> str:
 
 
 def timed(fn: Callable[[], Any]) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
+    """Wall time of one call with the cyclic garbage collector paused, as ``timeit``
+    does for every timing: otherwise a collection of this process's large heap (the
+    peers' libraries, 1 MB documents) lands inside whichever call happens to allocate,
+    which measures the harness, not the call. The same rule applies to every system
+    measured; ``one_round`` collects between rounds, untimed."""
+    import gc
+
+    gc.disable()
+    try:
+        t = time.perf_counter()
+        fn()
+        return time.perf_counter() - t
+    finally:
+        gc.enable()
 
 
 class Report:
@@ -265,6 +276,10 @@ def bench_step_update(rep: Report, tmp: str, rounds: int) -> dict[str, Stats]:
         for name, fn in calls[k:] + calls[:k]:
             times[name].append(timed(fn))
         store.apply(wf.id, op_rollback_steps(1, T0))  # untimed: "extra" is pending again
+        if i % 10 == 9:
+            import gc
+
+            gc.collect()  # untimed, so garbage does not pile up while timing pauses it
 
     @DBOS.workflow(name="compare_loop")
     def loop(n: int) -> int:
@@ -283,8 +298,22 @@ def bench_step_update(rep: Report, tmp: str, rounds: int) -> dict[str, Stats]:
         }
     )
     DBOS.launch()
+    isolated: dict[str, list[float]] = {"ours_step": [], "raw": [], "lg_put": []}
     try:
         assert loop(rounds) == rounds
+        # The same calls again, each system in a loop of its own (same run, no
+        # neighbours' flushes in between): the interleaved figures above stay the ones
+        # the aims are judged on; these show how much of the gap is the neighbours.
+        for i in range(rounds):
+            op_i = op_step("extra", "completed", output=pool[i % len(pool)], at=T0)
+            isolated["ours_step"].append(timed(lambda op_i=op_i: store.apply(wf.id, op_i)))
+            store.apply(wf.id, op_rollback_steps(1, T0))
+        iso_payload = frame.dumps(op_step("extra", "completed", output=pool[0], at=T0))
+        for _ in range(rounds):
+            isolated["raw"].append(timed(lambda: wal.append(raw, [iso_payload])))
+        for _ in range(rounds):
+            iso_cp = lg.checkpoint(big)
+            isolated["lg_put"].append(timed(lambda iso_cp=iso_cp: lg.put(*iso_cp)))
         try:
             import sqlalchemy as sa
 
@@ -302,7 +331,7 @@ def bench_step_update(rep: Report, tmp: str, rounds: int) -> dict[str, Stats]:
         lg.close()
     got = store.load(wf.id)
     assert got.data["last_output"] == pool[(rounds - 1) % len(pool)]
-    assert got.step("extra").attempts == rounds
+    assert got.step("extra").attempts == 2 * rounds  # interleaved + isolated
 
     bare = statistics.median(times["bare"])
     st = {k: stats(v) for k, v in times.items()}
@@ -314,6 +343,19 @@ def bench_step_update(rep: Report, tmp: str, rounds: int) -> dict[str, Stats]:
     rep.row(label, ours, "LangGraph put_writes (10 KB)", st["lg_writes"])
     rep.row(label, ours, "LangGraph put (1 MB checkpoint)", st["lg_put"])
     rep.row(label, ours, "DBOS step overhead", st["dbos_overhead"])
+    iso = {k: stats(v) for k, v in isolated.items()}
+    rep.row(
+        "isolated loops: " + label + " vs floor",
+        iso["ours_step"],
+        "raw WAL append + fdatasync",
+        iso["raw"],
+    )
+    rep.row(
+        "isolated loops: " + label,
+        iso["ours_step"],
+        "LangGraph put (1 MB checkpoint)",
+        iso["lg_put"],
+    )
     rep.row(
         "durable data update, 1 MB workflow (apply op_set_data 10 KB)",
         st["ours_data"],
