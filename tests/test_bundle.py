@@ -186,3 +186,27 @@ def test_export_to_file(src: StateDir, tmp_path: Any) -> None:
     assert os.path.getsize(path) == n
     with open(path, "rb") as f:
         assert bundle.verify_bundle(f.read()).session_id == SID
+
+
+def test_import_never_replaces_a_session_that_appears_meanwhile(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hook journals the first event of the same session id after import's conflict
+    check, before its writes: the import is refused and that event survives."""
+    src = StateDir(tmp_path / "src").ensure()
+    first = b'{"session_id":"sess-1","hook_event_name":"Stop"}'
+    journal.append(src, "sess-1", [journal.wrap(first)])
+    data = bundle.export_bytes(src, "sess-1")
+    dst = StateDir(tmp_path / "dst").ensure()
+    real = bundle.blobmod.BlobStore
+    late = b'{"session_id":"sess-1","hook_event_name":"UserPromptSubmit"}'
+
+    def race(state: StateDir) -> Any:  # the write phase begins: a hook gets in first
+        journal.append(dst, "sess-1", [journal.wrap(late)])
+        return real(state)
+
+    monkeypatch.setattr(bundle.blobmod, "BlobStore", race)
+    with pytest.raises(ConflictError, match="appeared while importing"):
+        bundle.import_bundle(dst, data)
+    events = journal.read(dst, "sess-1")
+    assert len(events) == 1 and b"UserPromptSubmit" in events[0][1]

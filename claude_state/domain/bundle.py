@@ -346,6 +346,14 @@ def import_bundle(state: StateDir, data: bytes) -> ImportResult:
         from claude_state.storage.locks import FileLock
 
         with FileLock(state.session_lock(sid)):
+            # Re-checked under the lock the hook's appends take: a session that appeared
+            # since the check above (a live agent using this id) must not have its journal
+            # replaced. What was written so far is additive (blobs, new checkpoints and
+            # workflows) and harmless.
+            if store.exists(sid):
+                raise ConflictError(
+                    f"session {sid} appeared while importing; its journal was left as it is"
+                )
             path = state.session_wal(sid)
             base = v.journal[0][0] if v.journal else 1
             wal.create(path, state.temp, kind=wal.KIND_SESSION, generation=1, base_seq=base)
