@@ -188,3 +188,38 @@ def test_bad_custom_regex_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError):
         parse_config({"redaction": {"patterns": [{"name": "x", "regex": "("}]}})
+
+
+def test_a_pattern_added_mid_turn_applies_to_the_next_tool_event(tmp_path: Path) -> None:
+    """The hot path stats the config named in hot.conf: an edit takes effect at the next
+    event (through the cold path, which refreshes hot.conf), not the next prompt."""
+    env = hook_env(tmp_path)
+    run_hook(event("SessionStart", source="startup"), env)  # no config yet
+    conf = (state_root(tmp_path) / "hot.conf").read_text()
+    assert "config=" in conf and "config_mtime=0" in conf
+    (tmp_path / ".claude" / "claude-state.json").write_text(
+        json.dumps(
+            {
+                "redaction": {
+                    "patterns": [{"name": "acme", "regex": r"ACME-[0-9]{6}", "triggers": ["acme-"]}]
+                }
+            }
+        )
+    )
+    for n in (1, 2):  # the first goes cold and refreshes hot.conf; the second is hot again
+        r = run_hook(
+            event(
+                "PostToolUse",
+                tool_name="Bash",
+                tool_use_id=f"c{n}",
+                tool_response={"stdout": f"ticket ACME-12345{n} opened"},
+            ),
+            env,
+        )
+        assert r.returncode == 0
+    data = (
+        state_root(tmp_path) / "sessions" / "7f3c2a10-5b8e-4c1d-9a6f-2e4b8d0c1f35.wal"
+    ).read_bytes()
+    assert b"ACME-123451" not in data and b"ACME-123452" not in data
+    assert data.count(b"[REDACTED:acme]") == 2
+    assert "pattern=acme" in (state_root(tmp_path) / "hot.conf").read_text()

@@ -25,6 +25,7 @@ __all__ = [
     "HOT_CONF",
     "Config",
     "config_path",
+    "config_stamp",
     "hot_conf_bytes",
     "load_config",
     "sync_hot_conf",
@@ -159,12 +160,23 @@ def load_config(state: StateDir, env: Mapping[str, str] | None = None) -> Config
     return parse_config(doc, path)
 
 
-def hot_conf_bytes(cfg: Config) -> bytes:
-    """The hot path's digest of *cfg*; empty when every hot setting is the default.
+def config_stamp(path: str) -> int:
+    """The config file's mtime in ns, 0 when it does not exist."""
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return 0
 
-    Lines: ``inline_limit=N``, ``block_tools_when_paused=1``, and one
+
+def hot_conf_bytes(cfg: Config, source: str | None = None) -> bytes:
+    """The hot path's digest of *cfg*.
+
+    Lines: ``inline_limit=N``, ``block_tools_when_paused=1``, one
     ``pattern=<name>\\t<regex>[\\t<trigger>...]`` per custom redaction pattern (regexes
-    and triggers never hold tabs or newlines: :func:`parse_config` refuses them).
+    and triggers never hold tabs or newlines: :func:`parse_config` refuses them), and,
+    with *source*, ``config=<path>`` and ``config_mtime=<ns>``: the hot path stats that
+    file and takes the cold path (which rewrites this digest) as soon as it changes, so
+    an edited config applies from the next event, not the next turn.
     """
     lines: list[str] = []
     if cfg.inline_limit != DEFAULT_INLINE_LIMIT:
@@ -173,18 +185,21 @@ def hot_conf_bytes(cfg: Config) -> bytes:
         lines.append("block_tools_when_paused=1")
     for p in cfg.patterns:
         lines.append("pattern=" + "\t".join([p["name"], p["regex"], *p["triggers"]]))
+    if source is not None and "\n" not in source:
+        lines.append(f"config={source}")
+        lines.append(f"config_mtime={config_stamp(source)}")
     if not lines:
         return b""
     return ("version=1\n" + "\n".join(lines) + "\n").encode()
 
 
-def sync_hot_conf(state: StateDir, cfg: Config) -> bool:
+def sync_hot_conf(state: StateDir, cfg: Config, env: Mapping[str, str] | None = None) -> bool:
     """Make ``<state>/hot.conf`` match *cfg* (written only when it differs).
 
     :returns: True when the file changed.
     """
     path = os.path.join(state.root, HOT_CONF)
-    want = hot_conf_bytes(cfg)
+    want = hot_conf_bytes(cfg, config_path(state, env))
     try:
         with open(path, "rb") as f:
             have: bytes | None = f.read()

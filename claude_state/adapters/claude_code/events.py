@@ -247,14 +247,19 @@ def _sync(e: Event, record: Any) -> None:
     from claude_state.plugins.policies import sync_gate
 
     try:
-        sync_hot_conf(e.state, e.config)
+        sync_hot_conf(e.state, e.config, e.env)
         sync_gate(e.state, e.sid, e.config, record)
     except Exception as exc:
         log(e.state, f"{e.name} {e.sid}: policy files not refreshed: {exc!r}")
 
 
 def _on_other(e: Event) -> bytes:
-    """A hot-type event that came the slow way: recorded; the gate still applies."""
+    """A hot-type event that came the slow way: recorded; the gate still applies; the
+    hot path's digest of the config is refreshed (it may be why this came slowly)."""
+    try:
+        sync_hot_conf(e.state, e.config, e.env)
+    except Exception as exc:
+        log(e.state, f"{e.name} {e.sid}: hot.conf not refreshed: {exc!r}")
     if e.name == "PreToolUse" and e.config.block_tools_when_paused:
         return check_gate(e.state, e.sid, orjson.dumps(e.data))
     return b""

@@ -67,7 +67,15 @@ class HotConf:
     ``key=value`` lines, so reading it costs one ``open`` and no JSON parser.
     """
 
-    __slots__ = ("inline_limit", "block_paused", "patterns", "triggers", "always")
+    __slots__ = (
+        "inline_limit",
+        "block_paused",
+        "patterns",
+        "triggers",
+        "always",
+        "config",
+        "stamp",
+    )
 
     def __init__(self) -> None:
         self.inline_limit = DEFAULT_INLINE_LIMIT
@@ -76,6 +84,20 @@ class HotConf:
         self.patterns: list[tuple[str, str, tuple[str, ...]]] = []
         self.triggers: tuple[bytes, ...] = ()
         self.always = False
+        #: the project config this digest was made from, and its mtime (ns) then
+        self.config: str | None = None
+        self.stamp = 0
+
+    def stale(self) -> bool:
+        """True when the project config changed since this digest was written (one
+        ``stat``): the cold path then handles the event and rewrites the digest."""
+        if self.config is None:
+            return False
+        try:
+            now = os.stat(self.config).st_mtime_ns
+        except OSError:
+            now = 0
+        return now != self.stamp
 
 
 def read_hot_conf(root: str) -> HotConf | None:
@@ -93,6 +115,10 @@ def read_hot_conf(root: str) -> HotConf | None:
             conf.inline_limit = int(value)
         elif key == "block_tools_when_paused":
             conf.block_paused = value == "1"
+        elif key == "config":
+            conf.config = value
+        elif key == "config_mtime" and value.isdigit():
+            conf.stamp = int(value)
         elif key == "pattern":
             parts = value.split("\t")
             if len(parts) >= 2:
@@ -254,7 +280,7 @@ def handle(
     try:
         state = StateDir.resolve(env=env)
         conf = read_hot_conf(state.root)
-        out = _fast(raw, forced_event, state, conf)
+        out = None if conf is not None and conf.stale() else _fast(raw, forced_event, state, conf)
         if out is not None:
             return 0, out
         from claude_state.adapters.claude_code.events import handle_cold
