@@ -156,37 +156,48 @@ def test_child_workflow_is_resumed_not_duplicated(store: WorkflowStore) -> None:
     assert store.exists("par2.p")
 
 
-def test_deterministic_replay_after_sigkill(tmp_path: Path) -> None:
-    """A step killed mid-way returns the same now/random/uuid values when re-run."""
-    state = tmp_path / "state"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def _kill_mid_step(state: Path) -> list[object]:
+    """Run the helper until step b has recorded its values, SIGKILL it; the values."""
     child = subprocess.Popen(
         [sys.executable, str(HELPER), str(state), "hang"],
         stdout=subprocess.PIPE,
         text=True,
-        env=env,
+        env=ENV,
     )
     assert child.stdout is not None
     line = child.stdout.readline()
-    assert line.startswith("VALUES"), line
-    first = ast.literal_eval(line.split(" ", 1)[1])
     child.send_signal(signal.SIGKILL)
     child.wait()
     child.stdout.close()
-    store = WorkflowStore(StateDir(state))
-    assert store.load("det").step("b").status == "running"  # died in flight
+    assert line.startswith("VALUES"), line
+    values: list[object] = ast.literal_eval(line.split(" ", 1)[1])
+    return values
 
+
+def _finish(state: Path) -> tuple[list[object], str]:
+    """Run the helper again to completion: (the values step b saw, its stdout)."""
     out = subprocess.run(
         [sys.executable, str(HELPER), str(state), "finish"],
         capture_output=True,
         text=True,
-        env=env,
+        env=ENV,
         timeout=60,
     )
     assert out.returncode == 0, out.stderr
-    second = ast.literal_eval(out.stdout.splitlines()[0].split(" ", 1)[1])
+    return ast.literal_eval(out.stdout.splitlines()[0].split(" ", 1)[1]), out.stdout
+
+
+def test_deterministic_replay_after_sigkill(tmp_path: Path) -> None:
+    """A step killed mid-way returns the same now/random/uuid values when re-run."""
+    state = tmp_path / "state"
+    first = _kill_mid_step(state)
+    assert WorkflowStore(StateDir(state)).load("det").step("b").status == "running"
+    second, stdout = _finish(state)
     assert second == first
-    assert "DONE completed" in out.stdout
+    assert "DONE completed" in stdout
     wf = WorkflowStore(StateDir(state)).load("det")
     assert wf.step("a").attempts == 1  # memoized: not re-run
     assert wf.step("b").attempts == 2  # interrupted, then run again
@@ -195,26 +206,8 @@ def test_deterministic_replay_after_sigkill(tmp_path: Path) -> None:
 def test_replay_detects_a_changed_value_without_the_record(tmp_path: Path) -> None:
     """Control: without the recorded values a re-run gets different ones."""
     state = tmp_path / "state"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    child = subprocess.Popen(
-        [sys.executable, str(HELPER), str(state), "hang"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert child.stdout is not None
-    first = ast.literal_eval(child.stdout.readline().split(" ", 1)[1])
-    child.send_signal(signal.SIGKILL)
-    child.wait()
-    child.stdout.close()
+    first = _kill_mid_step(state)
     store = WorkflowStore(StateDir(state))
     store.apply("det", ops.op_agent_state("b", {}, now_iso()))  # wipe the record
-    out = subprocess.run(
-        [sys.executable, str(HELPER), str(state), "finish"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
-    second = ast.literal_eval(out.stdout.splitlines()[0].split(" ", 1)[1])
+    second, _stdout = _finish(state)
     assert second != first

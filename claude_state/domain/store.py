@@ -257,8 +257,6 @@ class WorkflowStore:
             self._write_snapshot(wf, gen + 1, last_seq)
         self._cache.pop(wf.id, None)
 
-    replace = save
-
     def delete(self, workflow_id: str) -> bool:
         """Remove a workflow's files (not its checkpoints). :returns: whether it existed."""
         existed = self.exists(workflow_id)

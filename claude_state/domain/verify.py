@@ -26,7 +26,7 @@ from claude_state.storage.layout import StateDir, _makedirs
 #: Files with no content to verify: flock targets and presence markers (``.crash``: the
 #: crash was announced to plugins; ``.gate``: tools are refused while a workflow is
 #: paused, its text is the reason shown to the agent).
-_IGNORED_SUFFIXES = (".lock", ".gate", ".log", ".conf", ".ended", ".crash")
+_IGNORED_SUFFIXES = (".lock", ".gate", ".log", ".conf", ".crash")
 
 
 @dataclass

@@ -341,12 +341,6 @@ def tail(path: str) -> tuple[int, int]:
         os.close(fd)
 
 
-def ensure(path: str, temp_dir: str, *, kind: int, generation: int = 1, base_seq: int = 1) -> None:
-    """Create the WAL if it does not exist (caller holds the lock)."""
-    if not os.path.exists(path):
-        create(path, temp_dir, kind=kind, generation=generation, base_seq=base_seq)
-
-
 __all__ = [
     "FILE_MODE",
     "KIND_SESSION",
@@ -355,7 +349,6 @@ __all__ = [
     "WALRead",
     "append",
     "create",
-    "ensure",
     "parse",
     "read",
 ]
