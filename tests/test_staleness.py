@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 
@@ -427,8 +428,18 @@ def test_real_eperm_from_an_unprivileged_process(child: subprocess.Popen[bytes])
         "print(json.dumps([eperm, procinfo.pid_alive(lease.owner.pid),"
         " staleness.assess(lease).value]))\n"
     )
-    src_root = os.path.dirname(os.path.dirname(os.path.abspath(procinfo.__file__)))
-    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.path.dirname(src_root)}
+    # `nobody` may not be able to read this checkout (a clone under a 0700 directory):
+    # give it a world-readable copy of the package to import.
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(procinfo.__file__)))
+    readable = tempfile.mkdtemp(prefix="cs-eperm-")
+    shutil.copytree(
+        pkg, os.path.join(readable, "claude_state"), ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for dirpath, _dirs, files in os.walk(readable):
+        os.chmod(dirpath, 0o755)
+        for f in files:
+            os.chmod(os.path.join(dirpath, f), 0o644)
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": readable}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
 
     def probe() -> list[object]:
@@ -438,7 +449,10 @@ def test_real_eperm_from_an_unprivileged_process(child: subprocess.Popen[bytes])
         result: list[object] = json.loads(out.stdout)
         return result
 
-    assert probe() == [True, True, "alive"]
-    child.kill()
-    child.wait()
-    assert probe() == [None, False, "dead"]
+    try:
+        assert probe() == [True, True, "alive"]
+        child.kill()
+        child.wait()
+        assert probe() == [None, False, "dead"]
+    finally:
+        shutil.rmtree(readable, ignore_errors=True)
