@@ -32,6 +32,25 @@ def to_iso(epoch: float) -> str:
     return stamp.replace("+00:00", "Z")
 
 
+def check_iso(s: str) -> None:
+    """Raise unless *s* is an ISO-8601 timestamp :func:`parse_iso` accepts.
+
+    The check every op's timestamp gets before it is applied: parsing alone, without
+    the conversion to epoch seconds (a third of :func:`parse_iso`'s cost).
+
+    :raises InvalidInputError: when *s* is not a string or not an ISO-8601 timestamp.
+    """
+    from datetime import datetime
+
+    try:
+        if isinstance(s, str) and s:
+            datetime.fromisoformat(s)
+            return
+    except ValueError:
+        pass
+    raise InvalidInputError(f"invalid timestamp {s!r}: expected ISO-8601 text")
+
+
 def parse_iso(s: str) -> float:
     """Parse an ISO-8601 timestamp into float epoch seconds.
 

@@ -27,15 +27,15 @@ from helpers.storeutil import T0, check_files_decode, make_workflow, temp_files
 from claude_state.domain.ops import op_set_data, op_step
 from claude_state.domain.store import WorkflowStore
 from claude_state.errors import IntegrityError, NotFoundError, StorageError
-from claude_state.storage import atomic
+from claude_state.storage import atomic, wal
 from claude_state.storage.layout import StateDir
 
 ERRNOS = [errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EROFS]
-FUNCS = ["write", "fsync", "fdatasync", "replace", "open", "link"]
+FUNCS = ["write", "pwrite", "fsync", "fdatasync", "replace", "open", "link"]
 SCENARIOS = ["apply", "apply_compact", "save", "create"]
 #: The call sites each operation has (a sweep that hits none of them proves nothing).
 USES = {
-    "apply": {"write", "fdatasync", "open"},
+    "apply": {"pwrite", "fdatasync", "open"},  # the WAL overwrites its zero room
     "apply_compact": set(FUNCS),
     "save": {"write", "fsync", "replace", "open"},  # one durable write: no .prev links
     "create": {"write", "fsync", "replace", "open"},
@@ -93,7 +93,7 @@ def _store(root: Path, scenario: str) -> WorkflowStore:
     state = StateDir(root)
     compact = 1 << 20
     if scenario == "apply_compact":
-        compact = os.path.getsize(state.workflow_wal("wf1"))  # the next append compacts
+        compact = wal.read(state.workflow_wal("wf1")).valid_end  # the next append compacts
     store = WorkflowStore(state, compact_bytes=compact)
     store.load("wf1")
     return store
@@ -187,7 +187,7 @@ def test_fault_at_every_call(
     tmp_path: Path, templates: dict[str, Any], scenario: str, func: str, always: bool
 ) -> None:
     seen = 0
-    for err in ERRNOS if func in ("write", "fsync") else ERRNOS[:2]:
+    for err in ERRNOS if func in ("write", "pwrite", "fsync") else ERRNOS[:2]:
         seen += run_sweep(tmp_path / errno.errorcode[err], templates, scenario, func, err, always)
     if func not in USES[scenario]:
         assert seen == 0
@@ -204,27 +204,35 @@ def test_short_writes_complete(
     root = tmp_path / "r"
     shutil.copytree(base, root)
     store = _store(root, scenario)
-    real = os.write
+    real, real_p = os.write, os.pwrite
     sizes: list[int] = []
 
     def short(fd: int, data: Any) -> int:
         sizes.append(len(data))
         return real(fd, bytes(data[: max(1, len(data) // 3)]))
 
+    def short_p(fd: int, data: Any, off: int) -> int:
+        sizes.append(len(data))
+        return real_p(fd, bytes(data[: max(1, len(data) // 3)]), off)
+
     monkeypatch.setattr(os, "write", short)
+    monkeypatch.setattr(os, "pwrite", short_p)
     op(store)
     monkeypatch.undo()
-    assert len(sizes) > 2  # write_all really looped
+    assert len(sizes) > 2  # write_all / the WAL's pwrite loop really looped
     assert _load(root, wid) == new
     assert check_files_decode(store.state) == []
 
 
 def test_short_write_of_zero_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "write", lambda fd, data: 0)
+    monkeypatch.setattr(os, "pwrite", lambda fd, data, off: 0)
     fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT, 0o600)
     try:
         with pytest.raises(OSError):
             atomic.write_all(fd, b"abc")
+        with pytest.raises(OSError):
+            wal._pwrite_all(fd, b"abc", 0)
     finally:
         os.close(fd)
 

@@ -10,7 +10,9 @@ materialised, following the crash model of SQLite's crash VFS:
   entries as of their folder's last fsync;
 * ``renamed``: directory changes survive but unflushed data is dropped (the classic
   "zero-length file after rename" of delayed allocation);
-* ``torn``: unflushed appends survive only in part (cut at several byte offsets).
+* ``torn``: unflushed changes survive only in part: a prefix of them, from the first
+  byte that differs from the flushed data (an append cut short, or an overwrite of a
+  preallocated WAL's zero room half done), at several fractions.
 
 Every image must load as the old state or the new one: never garbage, never an error
 (except "not found" before a create commits). The control removes the fsync before the
@@ -57,6 +59,7 @@ class Recorder:
             for n in (
                 "open",
                 "write",
+                "pwrite",
                 "fsync",
                 "fdatasync",
                 "lseek",
@@ -67,6 +70,20 @@ class Recorder:
                 "close",
             )
         }
+
+        # Files a store already holds open (a cached workflow keeps its WAL open): their
+        # writes count too, so they are adopted as if opened now.
+        for name in os.listdir("/proc/self/fd"):
+            try:
+                target = os.readlink(f"/proc/self/fd/{name}")
+            except OSError:
+                continue
+            rel = self.rel(target)
+            if rel is not None and os.path.isfile(target):
+                tok = self.next_token = self.next_token + 1
+                self.fds[int(name)] = tok
+                self.pos[tok] = 0
+                self.events.append(("open", tok, rel, False))
 
         def _open(path: Any, flags: int, mode: int = 0o777, **kw: Any) -> int:
             rel = self.rel(path)
@@ -81,6 +98,13 @@ class Recorder:
                 else:
                     self.events.append(("open", tok, rel, not existed))
             return fd
+
+        def _pwrite(fd: int, data: Any, off: int) -> int:
+            n = real["pwrite"](fd, data, off)
+            tok = self.fds.get(fd)
+            if tok is not None:
+                self.events.append(("write", tok, off, bytes(data[:n])))
+            return n
 
         def _write(fd: int, data: Any) -> int:
             n = real["write"](fd, data)
@@ -135,6 +159,7 @@ class Recorder:
         for name, fn in (
             ("open", _open),
             ("write", _write),
+            ("pwrite", _pwrite),
             ("fsync", _sync("fsync")),
             ("fdatasync", _sync("fdatasync")),
             ("lseek", _lseek),
@@ -203,16 +228,23 @@ def images(base: dict[str, bytes], events: list[Event]) -> list[tuple[str, dict[
         out.append((f"{k}:lost", {p: i.synced for p, i in durable.items()}))
         out.append((f"{k}:renamed", {p: i.synced for p, i in names.items()}))
         for frac in (0.1, 0.5, 0.9):
-            torn = {}
-            for p, i in names.items():
-                extra = (
-                    bytes(i.data[len(i.synced) :])
-                    if bytes(i.data[: len(i.synced)]) == i.synced
-                    else b""
-                )
-                torn[p] = i.synced + extra[: int(len(extra) * frac)]
+            torn = {p: _torn(bytes(i.data), i.synced, frac) for p, i in names.items()}
             out.append((f"{k}:torn{frac}", torn))
     return out
+
+
+def _torn(data: bytes, synced: bytes, frac: float) -> bytes:
+    """*data* whose unflushed changes survived only in part: the first *frac* of them
+    from the first byte that differs from *synced*; flushed bytes after that stay."""
+    lo, hi = 0, min(len(data), len(synced))  # binary search for the first difference
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if data[lo : mid + 1] == synced[lo : mid + 1]:
+            lo = mid + 1
+        else:
+            hi = mid
+    cut = lo + int((len(data) - lo) * frac)
+    return data[:cut] + synced[cut:]
 
 
 def snapshot_dir(root: Path) -> dict[str, bytes]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import struct
 from pathlib import Path
@@ -67,6 +68,25 @@ def test_wal_header_and_record_tables_match() -> None:
     assert sizes == ["4", "8", "n", "8", "4", "4"]
     assert f"`{wal.END.decode()}`" in rec[-1][1]
     assert wal.MAX_RECORD == 256 << 20 and "at most 256 MiB" in rec[0][1]
+    flags = rows[3][2]
+    assert wal.FLAG_DERIVED == 1 << 0 and "bit 0 `derived`" in flags
+    assert wal.FLAG_PREALLOC == 1 << 1 and "bit 1 `prealloc`" in flags
+
+
+def test_wal_room_policy_matches(tmp_path: Path) -> None:
+    """The documented growth rule, checked on a real file."""
+    assert (wal.PREALLOC_MIN, wal.PREALLOC_MAX) == (64 << 10, 1 << 20)
+    assert "clamped to 64 KiB..1 MiB" in DOC and "rounded\n  up to 4 KiB" in DOC
+    path = str(tmp_path / "w.wal")
+    (tmp_path / "t").mkdir()
+    wal.create(path, str(tmp_path / "t"), kind=1, generation=1, base_seq=1, flags=wal.FLAG_PREALLOC)
+    _seqs, end = wal.append_tracked(path, [b"x" * 100])
+    assert end == wal.FILE_HEAD_SIZE + wal.REC_OVERHEAD + 100
+    room = end + (64 << 10)
+    assert os.path.getsize(path) == (room + 4095) // 4096 * 4096
+    assert Path(path).read_bytes()[end:] == bytes(os.path.getsize(path) - end)
+    _seqs, end2 = wal.append_tracked(path, [b"y" * (2 << 20)])  # past 1 MiB: chunk capped
+    assert os.path.getsize(path) == (end2 + (1 << 20) + 4095) // 4096 * 4096
 
 
 def test_a_real_frame_has_the_documented_bytes() -> None:

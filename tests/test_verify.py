@@ -15,7 +15,7 @@ from claude_state.domain import ops
 from claude_state.domain.checkpoints import CheckpointStore
 from claude_state.domain.definition import parse_definition
 from claude_state.domain.store import WorkflowStore
-from claude_state.storage import journal
+from claude_state.storage import journal, wal
 from claude_state.storage.blobs import BlobStore
 from claude_state.storage.layout import StateDir
 
@@ -97,14 +97,18 @@ def test_every_damaged_file_is_named_at_once(tmp_path: Path) -> None:
 
 def test_a_torn_wal_tail_is_not_damage_and_repair_cuts_it(tmp_path: Path) -> None:
     files = build(tmp_path / "s")
-    with open(files["wal"], "ab") as f:
+    end = wal.read(files["wal"]).valid_end
+    assert os.path.getsize(files["wal"]) > end  # a workflow WAL keeps zero-filled room
+    with open(files["wal"], "r+b") as f:  # where a killed append leaves its bytes
+        f.seek(end)
         f.write(b"\x10\x00\x00\x00partial")
+    assert wal.read(files["wal"]).torn
     r = cli(tmp_path / "s", "verify")
     assert r.returncode == 0, r.stdout
-    size = os.path.getsize(files["wal"])
     r = cli(tmp_path / "s", "verify", "--repair")
     assert r.returncode == 0
-    assert os.path.getsize(files["wal"]) == size - len(b"\x10\x00\x00\x00partial")
+    assert os.path.getsize(files["wal"]) == end  # cut at the last record (room too)
+    assert not wal.read(files["wal"]).torn
 
 
 def test_repair_rebuilds_a_compacted_snapshot_and_quarantines_the_rest(tmp_path: Path) -> None:

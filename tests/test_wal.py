@@ -247,3 +247,162 @@ class WALMachine(RuleBasedStateMachine):
 
 WALMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=25, deadline=None)
 TestWALMachine = WALMachine.TestCase
+
+
+# -- preallocated room (workflow WALs) ----------------------------------------------------
+
+
+def new_prealloc(tmp: Path, name: str = "p.wal", base_seq: int = 1) -> str:
+    (tmp / "temp").mkdir(exist_ok=True)
+    path = str(tmp / name)
+    wal.create(
+        path,
+        str(tmp / "temp"),
+        kind=wal.KIND_WORKFLOW,
+        generation=1,
+        base_seq=base_seq,
+        flags=wal.FLAG_PREALLOC,
+    )
+    return path
+
+
+def test_zero_room_is_not_a_torn_tail(tmp_path: Path) -> None:
+    path = new_prealloc(tmp_path)
+    _seqs, end = wal.append_tracked(path, payloads(3))
+    assert os.path.getsize(path) > end  # room follows the records
+    r = wal.read(path)
+    assert [s for s, _ in r.records] == [1, 2, 3] and not r.torn and r.valid_end == end
+    assert wal.tail(path) == (1, 3)  # the O(1) tail strips the room first
+    assert wal.append(path, [b"four"]) == [4]  # and an append without a cache finds the end
+    assert [s for s, _ in wal.read(path).records] == [1, 2, 3, 4]
+
+
+def test_appends_inside_the_room_do_not_grow_the_file(tmp_path: Path) -> None:
+    path = new_prealloc(tmp_path)
+    _s, end = wal.append_tracked(path, [b"a"])
+    size = os.path.getsize(path)
+    header = wal.read(path).header
+    for i in range(20):
+        held = (header.salt, end, 2 + i, header.flags)
+        fd = os.open(path, os.O_RDWR)
+        try:
+            _s, end = wal.append_fd(fd, path, [b"x" * 100], held)
+        finally:
+            os.close(fd)
+    assert os.path.getsize(path) == size and end < size
+    assert len(wal.read(path).records) == 21
+
+
+def test_torn_tail_in_the_room_at_every_offset(tmp_path: Path) -> None:
+    """A writer killed mid-append leaves a prefix of its record over the zero room."""
+    path = new_prealloc(tmp_path)
+    _s, end = wal.append_tracked(path, payloads(3))
+    base = Path(path).read_bytes()
+    record = wal.encode_record(wal.read(path).header.salt, 4, b'{"last": "one of some length"}')
+    for cut in range(1, len(record)):
+        image = bytearray(base)
+        image[end : end + cut] = record[:cut]
+        Path(path).write_bytes(bytes(image))
+        r = wal.read(path)
+        assert [s for s, _ in r.records] == [1, 2, 3] and r.torn
+        assert wal.append(path, [b"next"]) == [4]  # the tail is cut, the sequence goes on
+        r2 = wal.read(path)
+        assert r2.records[-1] == (4, b"next") and not r2.torn
+
+
+def test_damage_before_a_later_record_in_the_room_is_an_error(tmp_path: Path) -> None:
+    path = new_prealloc(tmp_path)
+    wal.append_tracked(path, payloads(5))
+    damaged = bytearray(Path(path).read_bytes())
+    damaged[wal.FILE_HEAD_SIZE + wal.REC_HEAD.size + 2] ^= 0x10  # first record's payload
+    Path(path).write_bytes(bytes(damaged))
+    with pytest.raises(WALError, match="later records are intact"):
+        wal.read(path)
+
+
+def test_zeros_after_the_data_of_a_journal_are_still_a_torn_tail(tmp_path: Path) -> None:
+    """Without the flag, the data ends at the end of the file, as it always did."""
+    path = new_wal(tmp_path)
+    wal.append(path, payloads(2))
+    with open(path, "ab") as f:
+        f.write(bytes(100))
+    assert wal.read(path).torn
+    assert wal.append(path, [b"c"]) == [3]
+    assert not wal.read(path).torn
+
+
+def _stale_writer_appends(path: str) -> list[bytes]:
+    """Writer A caches its end, writer B appends, then A appends with its stale cache."""
+    _s, end = wal.append_tracked(path, [b"a"])
+    header = wal.read(path).header
+    wal.append(path, [b"b"])  # another writer (no cache): finds the end by itself
+    fd = os.open(path, os.O_RDWR)
+    try:
+        wal.append_fd(fd, path, [b"c"], (header.salt, end, 2, header.flags))
+    finally:
+        os.close(fd)
+    return [p for _, p in wal.read(path).records]
+
+
+def test_a_stale_cached_end_never_overwrites_another_writers_record(tmp_path: Path) -> None:
+    assert _stale_writer_appends(new_prealloc(tmp_path)) == [b"a", b"b", b"c"]
+
+
+def test_control_without_the_zero_check_the_stale_writer_overwrites(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check above is what protects B's record: pretend the bytes at the cached end
+    are always zero and A writes over it (the harness sees the loss)."""
+    real = os.pread
+    monkeypatch.setattr(
+        wal.os,
+        "pread",
+        lambda fd, n, off: wal._ZERO_HEAD if n == wal.REC_HEAD.size else real(fd, n, off),
+    )
+    got = _stale_writer_appends(new_prealloc(tmp_path))
+    monkeypatch.undo()
+    assert got != [b"a", b"b", b"c"] and b"b" not in got
+
+
+class PreallocWALMachine(WALMachine):
+    """The same model on a preallocated WAL: torn writes land in the zero room."""
+
+    @initialize(base=st.integers(1, 1000))
+    def setup(self, base: int) -> None:
+        self.base = base
+        self.path = new_prealloc(self.dir, base_seq=base)
+
+    @rule(batch=st.lists(st.binary(max_size=64), min_size=1, max_size=4), frac=st.floats(0, 1))
+    def torn_append(self, batch: list[bytes], frac: float) -> None:
+        r = wal.read(self.path)
+        if r.torn:  # the writer cuts an earlier torn tail first (wal._tail_state)
+            os.truncate(self.path, r.valid_end)
+        seq = self.base + len(self.model)
+        data = b"".join(wal.encode_record(r.header.salt, seq + i, p) for i, p in enumerate(batch))
+        cut = int(len(data) * frac)
+        done, off = 0, 0
+        for i, p in enumerate(batch):
+            n = wal.REC_OVERHEAD + len(p)
+            if off + n > cut:
+                break
+            done, off = i + 1, off + n
+        with open(self.path, "r+b") as f:
+            f.seek(r.valid_end)
+            f.write(data[:cut])
+        self.model.extend(batch[:done])
+
+    @rule(garbage=st.binary(min_size=1, max_size=40), at_data_end=st.booleans())
+    def garbage_in_room(self, garbage: bytes, at_data_end: bool) -> None:
+        if garbage.endswith(wal.END):
+            garbage += b"\1"
+        with open(self.path, "r+b") as f:
+            f.seek(wal.read(self.path).valid_end if at_data_end else 0, os.SEEK_SET)
+            if not at_data_end:
+                f.seek(0, os.SEEK_END)
+            f.write(garbage)
+
+
+PreallocWALMachine.TestCase.settings = settings(
+    max_examples=60, stateful_step_count=25, deadline=None
+)
+TestPreallocWALMachine = PreallocWALMachine.TestCase

@@ -250,7 +250,19 @@ class Workflow:
 
         :raises NotFoundError: ``("step", step_id)`` when there is none.
         """
-        for s in self.steps:
+        # An index built on first use: a step op looks its step up once and this runs
+        # on every durable step update; a scan of a large workflow touches every step.
+        # Steps are fixed when a workflow is built, so the index is rebuilt only if the
+        # list itself is replaced or resized (and a hit is checked).
+        cached = self.__dict__.get("_step_index")
+        steps = self.steps
+        if cached is None or cached[0] is not steps or cached[1] != len(steps):
+            cached = (steps, len(steps), {s.id: s for s in steps})
+            self.__dict__["_step_index"] = cached
+        s = cached[2].get(step_id)
+        if s is not None and s.id == step_id:
+            return s
+        for s in steps:
             if s.id == step_id:
                 return s
         raise NotFoundError("step", step_id, f"in workflow {self.id}")

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from claude_state.clock import parse_iso
+from claude_state.clock import check_iso, parse_iso
 from claude_state.errors import InvalidInputError, StaleEpochError, TransitionError
 from claude_state.ids import validate_id
 
@@ -412,7 +412,7 @@ def apply_op(wf: Workflow, op: dict[str, Any], *, trusted: bool = False) -> None
         raise InvalidInputError(f"unknown op {name!r}")
     at = _field(op, "at", str)
     if not trusted:  # a replayed op was checked when it was first applied
-        parse_iso(at)
+        check_iso(at)
     applier(wf, op, at)
     wf.updated_at = at
     wf.revision += 1
