@@ -230,3 +230,64 @@ def test_large_values_go_to_blobs(tmp_path: Path) -> None:
     assert isinstance(snapless, dict) and "$blob" in snapless
     assert store.output("wf1", "s0") == big
     assert wal.read(state.workflow_wal("wf1")).valid_end < 1000
+
+
+class _NoMutex:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _two_threads(tmp_path: Path, unguarded: bool) -> list[str]:
+    """Two threads on one store whose cache holds one workflow: each call evicts the
+    other thread's entry and closes its WAL fd. Returns what went wrong."""
+    import threading
+
+    state, store = new_store(tmp_path)
+    if unguarded:
+        store._mutex = _NoMutex()  # type: ignore[assignment]
+    for wid in ("wa", "wb"):
+        store.create(make_workflow(wid))
+    errors: list[BaseException] = []
+
+    def work(wid: str) -> None:
+        try:
+            for i in range(60):
+                store.apply(wid, op_set_data(f"k{i}", i, T0))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in ("wa", "wb")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    store.close()
+    wrong = [repr(e) for e in errors]
+    fresh = WorkflowStore(state)
+    for wid in ("wa", "wb"):
+        if fresh.verify(wid) or fresh.load(wid).data != {f"k{i}": i for i in range(60)}:
+            wrong.append(f"{wid}: lost or damaged")
+    return wrong
+
+
+def test_threads_sharing_a_store_never_write_through_a_recycled_fd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import claude_state.domain.store as store_mod
+
+    monkeypatch.setattr(store_mod, "CACHE_SIZE", 1)
+    for n in range(3):
+        assert _two_threads(tmp_path / str(n), unguarded=False) == []
+
+
+def test_control_without_the_mutex_threads_break_each_others_fds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The harness above catches the bug it guards against (closed or recycled fds)."""
+    import claude_state.domain.store as store_mod
+
+    monkeypatch.setattr(store_mod, "CACHE_SIZE", 1)
+    assert any(_two_threads(tmp_path / str(n), unguarded=True) for n in range(10))

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import builtins
 import os
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -100,6 +101,10 @@ class WorkflowStore:
         self.blob_threshold = blob_threshold
         self.listeners: builtins.list[Listener] = []
         self._cache: dict[str, _Cached] = {}
+        # Guards the cache and the WAL fds it holds: threads sharing a store (a step
+        # still running after its timeout, a child workflow) must never see an fd that
+        # another thread's eviction closed and the OS handed to another file.
+        self._mutex = threading.RLock()
         self._path_cache: dict[str, tuple[str, str, str]] = {}
 
     # -- queries ------------------------------------------------------------------------
@@ -186,7 +191,7 @@ class WorkflowStore:
         """Apply several ops atomically-in-order with one flush (group commit)."""
         prepared = [self._prepare(op) for op in ops]
         ops = [op for op, _payload in prepared]
-        with self.lock(workflow_id):
+        with self._mutex, self.lock(workflow_id):
             entry = self._fresh(workflow_id)
             wf = entry.wf
             if epoch is not None and wf.owner is not None and epoch < int(wf.owner["epoch"]):
@@ -519,18 +524,20 @@ class WorkflowStore:
 
     def _drop(self, wid: str) -> None:
         """Forget the cached state of *wid* and close its WAL."""
-        entry = self._cache.pop(wid, None)
-        if entry is not None and entry.fd >= 0:
-            fd, entry.fd = entry.fd, -1
-            try:  # noqa: SIM105 - a close that fails leaves nothing to undo
-                os.close(fd)
-            except OSError:
-                pass
+        with self._mutex:
+            entry = self._cache.pop(wid, None)
+            if entry is not None and entry.fd >= 0:
+                fd, entry.fd = entry.fd, -1
+                try:  # noqa: SIM105 - a close that fails leaves nothing to undo
+                    os.close(fd)
+                except OSError:
+                    pass
 
     def close(self) -> None:
         """Close the WALs this store holds open (it stays usable: they reopen)."""
-        for wid in builtins.list(self._cache):
-            self._drop(wid)
+        with self._mutex:
+            for wid in builtins.list(self._cache):
+                self._drop(wid)
 
     def __del__(self) -> None:
         try:

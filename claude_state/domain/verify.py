@@ -22,6 +22,7 @@ from claude_state.errors import ClaudeStateError, IntegrityError
 from claude_state.storage import frame, wal
 from claude_state.storage.blobs import digest
 from claude_state.storage.layout import StateDir, _makedirs
+from claude_state.storage.locks import FileLock
 
 #: Files with no content to verify: flock targets and presence markers (``.crash``: the
 #: crash was announced to plugins; ``.gate``: tools are refused while a workflow is
@@ -133,10 +134,13 @@ def verify(
                 ):
                     report.add(path, "orphan", "WAL without a snapshot")
                 if result.torn and repair and not name.endswith(".prev"):
-                    with open(path, "r+b") as f:
-                        f.truncate(result.valid_end)
-                        os.fsync(f.fileno())
-                    report.repaired.append({"path": path, "action": "cut torn tail"})
+                    # Under the writer's lock, on the file as it is now: a writer may
+                    # have finished that "torn" record (acknowledged) since it was read.
+                    stem = path[: -len(".wal")]
+                    lock = stem + ".lock"
+                    with FileLock(lock):
+                        if wal.cut_torn_tail(path):
+                            report.repaired.append({"path": path, "action": "cut torn tail"})
             elif name.endswith(".checkpoint"):
                 _check_frame(path, frame.Kind.CHECKPOINT)
             elif name.endswith(".session"):

@@ -244,13 +244,28 @@ def parse(buf: bytes, path: str | None = None, after_seq: int = -1) -> WALRead:
 
 
 def read(path: str, after_seq: int = -1) -> WALRead:
-    """Read and verify the WAL at *path* (lock-free). :raises FileNotFoundError:"""
-    with open(path, "rb") as f:
-        buf = f.read()
-        ino = os.fstat(f.fileno()).st_ino
-    result = parse(buf, path, after_seq)
-    result.ino = ino
-    return result
+    """Read and verify the WAL at *path* (lock-free). :raises FileNotFoundError:
+
+    A read racing a writer's overwrite of the zero room can copy an early page before
+    the write and a later one after it, so a record looks damaged with a good one after
+    it. Damage is therefore reported only when a fresh read shows it too.
+    """
+    for attempt in range(3):
+        with open(path, "rb") as f:
+            buf = f.read()
+            ino = os.fstat(f.fileno()).st_ino
+        try:
+            result = parse(buf, path, after_seq)
+        except WALError:
+            if attempt == 2:
+                raise
+            import time
+
+            time.sleep(0.005 * (attempt + 1))
+            continue
+        result.ino = ino
+        return result
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def create(
@@ -436,6 +451,20 @@ def append_fd(
         ) from exc
 
 
+def cut_torn_tail(path: str) -> bool:
+    """Cut a torn tail of the WAL at *path* if it has one (caller holds the writer lock).
+
+    :returns: whether bytes were cut. :raises WALError: on damage before the tail.
+    """
+    fd = _open_rw(path)
+    try:
+        before = os.fstat(fd).st_size
+        _tail_state(fd, path)
+        return os.fstat(fd).st_size < before
+    finally:
+        os.close(fd)
+
+
 def tail(path: str) -> tuple[int, int]:
     """(generation, last record's seq) of the WAL at *path*; (0, 0) when absent or
     damaged. O(1) through the trailing length. Caller holds the lock (a torn tail is
@@ -469,6 +498,7 @@ __all__ = [
     "append_fd",
     "append_tracked",
     "create",
+    "cut_torn_tail",
     "parse",
     "read",
     "read_from",
