@@ -501,29 +501,9 @@ __all__ = [
     "cut_torn_tail",
     "parse",
     "read",
-    "read_from",
     "read_from_fd",
     "tail",
 ]
-
-
-def read_from(
-    path: str, offset: int, salt: int, expect_seq: int, ino: int | None = None
-) -> tuple[list[tuple[int, bytes]], int] | None:
-    """:func:`read_from_fd` on *path*.
-
-    :param ino: the inode the caller read; None is returned (reload) when the file is
-        another one now, or shorter than *offset*.
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        if ino is not None:
-            st = os.fstat(fd)
-            if st.st_ino != ino or st.st_size < offset:
-                return None
-        return read_from_fd(fd, path, offset, salt, expect_seq)
-    finally:
-        os.close(fd)
 
 
 def read_from_fd(
