@@ -193,9 +193,11 @@ def test_ended_sessions_older_than_the_duration_go(tmp_path: Path) -> None:
     assert sorted(rep["sessions_removed"]) == sorted(dry["sessions_removed"])
     left = sorted(os.listdir(state.sessions))
     gone = ("ended-old.", "recovered-old.", "ended-dead.")
-    # only the empty lock files stay (deleting a lock a waiting hook holds open would let
-    # two writers in at once)
+    # the session lock is removed too (held, so a waiter locks the path afresh); only
+    # the session's other locks stay, as empty files
     assert not any(n.startswith(gone) and not n.endswith(".lock") for n in left)
+    for sid in gone:
+        assert sid + "lock" not in left
     for sid in ("ended-new", "active-old", "ended-live"):
         assert os.path.exists(state.session_record(sid))
 

@@ -244,9 +244,12 @@ def collect(
                 continue
             # Re-check and delete under the session's lock: a hook event journaled
             # between the check and the delete would otherwise be deleted with it.
-            # The .lock file itself stays (an empty file): deleting a lock that a
-            # waiting hook process already opened would let two writers in at once.
-            with FileLock(state.session_lock(sid)):
+            # The session lock goes last, still held: a process waiting on it then
+            # sees it has no name any more and locks the path afresh (storage/locks.py).
+            # The session's other locks stay (empty files): unlinking one that another
+            # process holds would let a second holder in beside it.
+            lock_path = state.session_lock(sid)
+            with FileLock(lock_path):
                 if not _session_removable(state, sid, cutoff):
                     continue
                 for path in _session_files(state, sid):
@@ -255,6 +258,8 @@ def collect(
                     freed += _size(path)
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(path)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(lock_path)
             sessions_removed.append(sid)
             tick(1)
         if sessions_removed and not dry_run:

@@ -106,6 +106,9 @@ class WorkflowStore:
         # another thread's eviction closed and the OS handed to another file.
         self._mutex = threading.RLock()
         self._path_cache: dict[str, tuple[str, str, str]] = {}
+        # Writer locks kept open for apply (used under _mutex only: two threads locking
+        # one open file would both get in); other writes open a lock of their own.
+        self._locks: dict[str, FileLock] = {}
 
     # -- queries ------------------------------------------------------------------------
 
@@ -152,6 +155,15 @@ class WorkflowStore:
     def lock(self, workflow_id: str, timeout: float | None = 30.0) -> FileLock:
         return FileLock(self._paths(workflow_id)[2], timeout)
 
+    def _kept_lock(self, wid: str) -> FileLock:
+        """The writer lock of *wid*, kept open between applies (``_mutex`` held)."""
+        lk = self._locks.get(wid)
+        if lk is None:
+            if len(self._locks) >= CACHE_SIZE:
+                self._locks.pop(next(iter(self._locks))).close()
+            lk = self._locks[wid] = FileLock(self._paths(wid)[2], keep_open=True)
+        return lk
+
     def create(self, wf: Workflow) -> Workflow:
         """Store a new workflow. :raises ConflictError: when the id is taken."""
         validate_id(wf.id, "workflow id")
@@ -191,7 +203,7 @@ class WorkflowStore:
         """Apply several ops atomically-in-order with one flush (group commit)."""
         prepared = [self._prepare(op) for op in ops]
         ops = [op for op, _payload in prepared]
-        with self._mutex, self.lock(workflow_id):
+        with self._mutex, self._kept_lock(workflow_id):
             entry = self._fresh(workflow_id)
             wf = entry.wf
             if epoch is not None and wf.owner is not None and epoch < int(wf.owner["epoch"]):
@@ -278,11 +290,14 @@ class WorkflowStore:
                 except FileNotFoundError:
                     pass
             fsync_dir(self.state.workflows)
+            # Unlinked while held: whoever locked the old file next sees it has no name
+            # any more and locks the path again (locks.py), so two writers never both
+            # get in, one through the old file and one through a new one.
+            try:
+                os.unlink(self.state.workflow_lock(workflow_id))
+            except FileNotFoundError:
+                pass
         self._drop(workflow_id)
-        try:
-            os.unlink(self.state.workflow_lock(workflow_id))
-        except FileNotFoundError:
-            pass
         return existed
 
     # -- integrity ----------------------------------------------------------------------
@@ -534,10 +549,12 @@ class WorkflowStore:
                     pass
 
     def close(self) -> None:
-        """Close the WALs this store holds open (it stays usable: they reopen)."""
+        """Close the WALs and locks this store holds open (it stays usable: they reopen)."""
         with self._mutex:
             for wid in builtins.list(self._cache):
                 self._drop(wid)
+            while self._locks:
+                self._locks.popitem()[1].close()
 
     def __del__(self) -> None:
         try:

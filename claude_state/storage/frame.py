@@ -67,10 +67,16 @@ class Header:
     payload_sum: int
 
 
-def _xxh3(data: bytes | memoryview) -> int:
-    import xxhash
+_xxh3_64: Any = None
 
-    return xxhash.xxh3_64_intdigest(data)
+
+def _xxh3(data: bytes | memoryview) -> int:
+    global _xxh3_64
+    if _xxh3_64 is None:  # bound once (see _json)
+        import xxhash
+
+        _xxh3_64 = xxhash.xxh3_64_intdigest
+    return _xxh3_64(data)  # type: ignore[no-any-return]
 
 
 _cctx: Any = None
@@ -210,12 +216,24 @@ def decode(data: bytes, kind: int | None = None, path: str | None = None) -> tup
 # -- JSON documents in frames -------------------------------------------------------------
 
 
-def dumps(obj: Any) -> bytes:
-    """Serialise a JSON document (orjson; non-string keys are an error, not a surprise)."""
+_orjson: Any = None
+
+
+def _json() -> Any:
+    """orjson, imported on first use (this module is on the hook's hot path, which never
+    parses JSON) and then held in a global: an ``import`` statement run on every call
+    costs ~10 us once other work has evicted the import state from the CPU caches."""
+    global _orjson
     import orjson
 
+    _orjson = orjson
+    return orjson
+
+
+def dumps(obj: Any) -> bytes:
+    """Serialise a JSON document (orjson; non-string keys are an error, not a surprise)."""
     try:
-        return orjson.dumps(obj)
+        return (_orjson or _json()).dumps(obj)  # type: ignore[no-any-return]
     except TypeError as exc:
         from claude_state.errors import InvalidInputError
 
@@ -223,8 +241,7 @@ def dumps(obj: Any) -> bytes:
 
 
 def loads(data: bytes | str, path: str | None = None) -> Any:
-    import orjson
-
+    orjson = _orjson or _json()
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
