@@ -542,6 +542,45 @@ def test_random_ops_atomic_deterministic_and_replayable(
     assert wf.revision == len(accepted)
 
 
+@given(op_sequences(), st.integers(0, 2))
+@settings(max_examples=100, deadline=None)
+def test_ready_runs_once_between_the_checks_and_the_first_change(
+    seq: list[dict[str, Any]], retries: int
+) -> None:
+    """The store writes an op in ``ready`` and mutates while the device writes, so every
+    applier must call it exactly once, after its last check and before its first
+    change: an accepted op sees the workflow unchanged at that moment, and a refused
+    op never reaches it (it must never be written)."""
+    wf = make(retries=retries)
+    for op in seq:
+        before = snap(wf)
+        seen: list[bytes] = []
+        try:
+            apply_op(wf, op, ready=lambda seen=seen: seen.append(snap(wf)))
+        except (InvalidInputError, NotFoundError, ConflictError):
+            assert seen == [], f"refused {op['op']} called ready"
+        else:
+            assert seen == [before], f"{op['op']}: ready called {len(seen)}x or too late"
+
+
+def test_ready_check_catches_an_applier_that_changes_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Control: an applier that changes the workflow before calling ``ready`` is caught."""
+    from claude_state.domain import ops as ops_mod
+
+    def early(wf: Workflow, op: dict[str, Any], at: str, ready: Any) -> None:
+        wf.data["early"] = True
+        ready()
+
+    monkeypatch.setitem(ops_mod._APPLIERS, "pause", early)
+    wf = make()
+    before = snap(wf)
+    seen: list[bytes] = []
+    apply_op(wf, op_pause(t(1)), ready=lambda: seen.append(snap(wf)))
+    assert seen != [before]
+
+
 def test_same_ops_same_document() -> None:
     seq = [
         op_step("plan", "running", at=t(1)),
@@ -565,7 +604,7 @@ def test_atomicity_check_catches_a_partial_mutation(monkeypatch: pytest.MonkeyPa
     """With the validate-then-mutate protection off, ``refused`` notices the damage."""
     from claude_state.domain import ops as ops_mod
 
-    def careless(wf: Workflow, op: dict[str, Any], at: str) -> None:
+    def careless(wf: Workflow, op: dict[str, Any], at: str, ready: Any) -> None:
         wf.data["half"] = "written"
         raise TransitionError("too late")
 

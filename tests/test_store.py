@@ -74,6 +74,49 @@ def test_refused_op_writes_nothing(tmp_path: Path) -> None:
     assert store.load("wf1").step("s1").status == "pending"
 
 
+def fail_mutation_after_the_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, unstage: bool
+) -> tuple[WorkflowStore, WorkflowStore]:
+    """A step op whose mutation (run after its record is written, before the flush)
+    fails: the op must not be acknowledged, so its record must not stay."""
+    from claude_state.domain import ops as ops_mod
+
+    state, store = new_store(tmp_path)
+    store.create(make_workflow("wf1"))
+    store.apply("wf1", op_set_data("k", 1, T0))
+    if not unstage:
+        monkeypatch.setattr(wal, "unstage_fd", lambda fd, end: None)
+
+    def broken_log(wf: object, entry: object) -> None:
+        raise RuntimeError("a bug in the mutation")
+
+    monkeypatch.setattr(ops_mod, "_log", broken_log)
+    with pytest.raises(RuntimeError):
+        store.apply("wf1", op_step("s0", "running", at=T0))
+    monkeypatch.undo()
+    return store, WorkflowStore(state)
+
+
+def test_a_failed_mutation_leaves_no_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, fresh = fail_mutation_after_the_write(tmp_path, monkeypatch, unstage=True)
+    assert fresh.load("wf1").step("s0").status == "pending"
+    assert fresh.load("wf1").data == {"k": 1}
+    # the writer's half-changed cache was dropped: its next op starts from the files
+    wf = store.apply("wf1", op_set_data("k", 2, T0))
+    assert wf.step("s0").status == "pending"
+    assert fresh.load("wf1").to_dict() == wf.to_dict()
+
+
+def test_control_a_record_left_behind_is_seen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Control: without taking the staged record back, the failed op becomes visible."""
+    _store, fresh = fail_mutation_after_the_write(tmp_path, monkeypatch, unstage=False)
+    assert fresh.load("wf1").step("s0").status == "running"
+
+
 def test_epoch_fencing(tmp_path: Path) -> None:
     state, store = new_store(tmp_path)
     store.create(make_workflow("wf1"))

@@ -45,7 +45,7 @@ def json_copy(value: Any, where: str = "value", _depth: int = 0) -> Any:
     """
     if _depth > _MAX_JSON_DEPTH:
         raise InvalidInputError(f"{where}: nested deeper than {_MAX_JSON_DEPTH} levels")
-    if value is None or isinstance(value, str | bool):
+    if value is None or isinstance(value, (str, bool)):  # noqa: UP038 - a union is built per call
         return value
     if isinstance(value, int):
         # orjson (the codec storage uses) writes 64-bit integers only.
@@ -273,16 +273,13 @@ class Workflow:
 
     def deps_done(self, step: Step) -> bool:
         """True when every dependency of *step* is completed or skipped."""
-        if not step.deps:
-            return True
-        deps = set(step.deps)
-        found = 0
-        for s in self.steps:
-            if s.id in deps:
-                if s.status not in DONE_STATUSES:
+        for dep in step.deps:  # through the index: a step op runs this on every start
+            try:
+                if self.step(dep).status not in DONE_STATUSES:
                     return False
-                found += 1
-        return found == len(deps)  # an unknown dependency is never done
+            except NotFoundError:
+                return False  # an unknown dependency is never done
+        return True
 
     @property
     def progress(self) -> float:

@@ -37,6 +37,9 @@ INTERRUPTED = "interrupted by crash"
 
 _MISSING: Any = object()
 
+#: Called by an applier between its checks and its first change (see :func:`apply_op`).
+Ready = Callable[[], None]
+
 # Step transitions allowed by a step op (rollback and interrupt have their own rules).
 # Completed and skipped are final here: only rollback takes a step back from them.
 _ALLOWED: dict[str, frozenset[str]] = {
@@ -227,7 +230,7 @@ def _refuse(wf: Workflow, msg: str, step: str = "") -> TransitionError:
 # -- appliers: each validates fully, then mutates ----------------------------------------
 
 
-def _apply_step(wf: Workflow, op: dict[str, Any], at: str) -> None:
+def _apply_step(wf: Workflow, op: dict[str, Any], at: str, ready: Ready) -> None:
     sid = _field(op, "step", str)
     new = _field(op, "status", str)
     if new not in STEP_STATUSES:
@@ -257,7 +260,7 @@ def _apply_step(wf: Workflow, op: dict[str, Any], at: str) -> None:
             sid,
         )
 
-    # -- mutate (nothing below can fail) --
+    ready()  # -- mutate (nothing below can fail) --
     counted = _counts(step)
     m = _step_metrics(wf, sid)
     # An attempt is counted on every start, and on a step recorded as finished without
@@ -294,7 +297,7 @@ def _apply_step(wf: Workflow, op: dict[str, Any], at: str) -> None:
     _set_status(wf, derive_status(wf), at)
 
 
-def _apply_rollback(wf: Workflow, op: dict[str, Any], at: str) -> None:
+def _apply_rollback(wf: Workflow, op: dict[str, Any], at: str, ready: Ready) -> None:
     n = _field(op, "n", int)
     if n < 1:
         raise InvalidInputError("rollback: the number of steps must be at least 1")
@@ -309,6 +312,7 @@ def _apply_rollback(wf: Workflow, op: dict[str, Any], at: str) -> None:
             dep = next(d for d in s.deps if d in back)
             raise _refuse(wf, f"step {s.id} is running and depends on {dep}", s.id)
     steps = [wf.step(sid) for sid in reversed(targets)]  # NotFound = corrupt doc: before
+    ready()
     for step in steps:
         entry = {"at": at, "event": "rollback", "step": step.id, "from": step.status}
         _log(wf, {**entry, "to": "pending"})
@@ -324,7 +328,7 @@ def _apply_rollback(wf: Workflow, op: dict[str, Any], at: str) -> None:
     _set_status(wf, derive_status(wf), at)
 
 
-def _apply_interrupt(wf: Workflow, op: dict[str, Any], at: str) -> None:
+def _apply_interrupt(wf: Workflow, op: dict[str, Any], at: str, ready: Ready) -> None:
     ids = _field(op, "steps", list)
     detail = op.get("detail", "")
     if not isinstance(detail, str):
@@ -337,6 +341,7 @@ def _apply_interrupt(wf: Workflow, op: dict[str, Any], at: str) -> None:
         if step.status != "running":
             raise _refuse(wf, f"step {sid} is {step.status}, not running", sid)
         steps.append(step)
+    ready()
     note = f"{INTERRUPTED}: {detail}" if detail else INTERRUPTED
     for step in steps:
         counted = _counts(step)
@@ -350,58 +355,68 @@ def _apply_interrupt(wf: Workflow, op: dict[str, Any], at: str) -> None:
     _set_status(wf, derive_status(wf), at)
 
 
-def _apply_pause(wf: Workflow, op: dict[str, Any], at: str) -> None:
+def _apply_pause(wf: Workflow, op: dict[str, Any], at: str, ready: Ready) -> None:
     if wf.status not in ("idle", "running"):
         raise _refuse(wf, f"is {wf.status}: only an idle or running workflow can be paused")
+    ready()
     _set_status(wf, "paused", at)
 
 
-def _apply_resume(wf: Workflow, op: dict[str, Any], at: str) -> None:
+def _apply_resume(wf: Workflow, op: dict[str, Any], at: str, ready: Ready) -> None:
     if wf.status != "paused":
         raise _refuse(wf, f"is {wf.status}, not paused")
+    ready()
     _set_status(wf, derive_status(wf, ignore_pause=True), at)
 
 
-def _apply_cancel(wf: Workflow, op: dict[str, Any], at: str) -> None:
+def _apply_cancel(wf: Workflow, op: dict[str, Any], at: str, ready: Ready) -> None:
     if wf.status in ("completed", "cancelled"):
         raise _refuse(wf, f"is already {wf.status}")
+    ready()
     _set_status(wf, "cancelled", at)
 
 
-def _apply_set_data(wf: Workflow, op: dict[str, Any], at: str) -> None:
+def _apply_set_data(wf: Workflow, op: dict[str, Any], at: str, ready: Ready) -> None:
     key = _field(op, "key", str)
     if not key:
         raise InvalidInputError("data key must not be empty")
     if "value" not in op:
         raise InvalidInputError("set_data: 'value' missing")
-    wf.data[key] = json_copy(op["value"], f"data {key!r}")
+    value = json_copy(op["value"], f"data {key!r}")
+    ready()
+    wf.data[key] = value
     _log(wf, {"at": at, "event": "set_data", "detail": key})
 
 
-def _apply_delete_data(wf: Workflow, op: dict[str, Any], at: str) -> None:
+def _apply_delete_data(wf: Workflow, op: dict[str, Any], at: str, ready: Ready) -> None:
     from claude_state.errors import NotFoundError
 
     key = _field(op, "key", str)
     if key not in wf.data:
         raise NotFoundError("data key", key, f"in workflow {wf.id}")
+    ready()
     del wf.data[key]
     _log(wf, {"at": at, "event": "delete_data", "detail": key})
 
 
-def _apply_agent_state(wf: Workflow, op: dict[str, Any], at: str) -> None:
+def _apply_agent_state(wf: Workflow, op: dict[str, Any], at: str, ready: Ready) -> None:
     step = wf.step(_field(op, "step", str))
-    step.agent_state = json_copy(_field(op, "state", dict), "agent state")
+    state = json_copy(_field(op, "state", dict), "agent state")
+    ready()
+    step.agent_state = state
 
 
-def _apply_tool_call(wf: Workflow, op: dict[str, Any], at: str) -> None:
+def _apply_tool_call(wf: Workflow, op: dict[str, Any], at: str, ready: Ready) -> None:
     step = wf.step(_field(op, "step", str))
-    step.tool_calls.append(json_copy(_field(op, "call", dict), "tool call"))
+    call = json_copy(_field(op, "call", dict), "tool call")
+    ready()
+    step.tool_calls.append(call)
     if len(step.tool_calls) > MAX_TOOL_CALLS:
         del step.tool_calls[: len(step.tool_calls) - MAX_TOOL_CALLS]
     wf.metrics["tool_calls"] = wf.metrics.get("tool_calls", 0) + 1
 
 
-def _apply_owner(wf: Workflow, op: dict[str, Any], at: str) -> None:
+def _apply_owner(wf: Workflow, op: dict[str, Any], at: str, ready: Ready) -> None:
     sid = validate_id(_field(op, "session_id", str), "session id")
     epoch = _field(op, "epoch", int)
     if epoch < 0:
@@ -413,11 +428,12 @@ def _apply_owner(wf: Workflow, op: dict[str, Any], at: str) -> None:
         # owner may re-assert its own. Anything else is a zombie writer.
         if epoch < cur_epoch or (epoch == cur_epoch and sid != cur["session_id"]):
             raise StaleEpochError(f"workflow {wf.id}", epoch, cur_epoch)
+    ready()
     wf.owner = {"session_id": sid, "epoch": epoch}
     _log(wf, {"at": at, "event": "owner", "detail": f"{sid} epoch {epoch}"})
 
 
-_APPLIERS: dict[str, Callable[[Workflow, dict[str, Any], str], None]] = {
+_APPLIERS: dict[str, Callable[[Workflow, dict[str, Any], str, Ready], None]] = {
     "step": _apply_step,
     "rollback": _apply_rollback,
     "interrupt": _apply_interrupt,
@@ -432,7 +448,13 @@ _APPLIERS: dict[str, Callable[[Workflow, dict[str, Any], str], None]] = {
 }
 
 
-def apply_op(wf: Workflow, op: dict[str, Any], *, trusted: bool = False) -> None:
+def _nothing() -> None:
+    pass
+
+
+def apply_op(
+    wf: Workflow, op: dict[str, Any], *, trusted: bool = False, ready: Ready = _nothing
+) -> None:
     """Apply one op to *wf* in place, or raise and leave *wf* untouched.
 
     :raises InvalidInputError: a malformed op (unknown name or version, bad field, bad
@@ -443,6 +465,10 @@ def apply_op(wf: Workflow, op: dict[str, Any], *, trusted: bool = False) -> None
     :param trusted: the op is being replayed from the WAL, where it was written only after
         it had been applied once; its timestamp is not parsed again (about a third of the
         cost of a replayed op). Every transition rule is still checked.
+    :param ready: called once the op has passed every check and before anything is
+        changed; whatever it raises propagates with *wf* untouched. The store writes
+        the op to its WAL here, so the mutation (which cannot fail) runs while the
+        device writes, before the flush.
     """
     if not isinstance(op, dict):
         raise InvalidInputError("an op must be an object")
@@ -455,7 +481,7 @@ def apply_op(wf: Workflow, op: dict[str, Any], *, trusted: bool = False) -> None
     at = _field(op, "at", str)
     if not trusted:  # a replayed op was checked when it was first applied
         check_iso(at)
-    applier(wf, op, at)
+    applier(wf, op, at, ready)
     wf.updated_at = at
     wf.revision += 1
 

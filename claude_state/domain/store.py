@@ -200,35 +200,53 @@ class WorkflowStore:
     def apply_many(
         self, workflow_id: str, ops: Iterable[dict[str, Any]], *, epoch: int | None = None
     ) -> Workflow:
-        """Apply several ops atomically-in-order with one flush (group commit)."""
+        """Apply several ops atomically-in-order with one flush (group commit).
+
+        Order, under the writer lock: check every op; write the records (not yet
+        durable) and start their write-out; change the cached workflow, which cannot
+        fail, while the device writes; flush; acknowledge. An op that fails its checks
+        writes nothing; a failed write or flush takes the records back and leaves the
+        cache to be reloaded.
+        """
         prepared = [self._prepare(op) for op in ops]
         ops = [op for op, _payload in prepared]
+        payloads = [payload for _op, payload in prepared]
         with self._mutex, self._kept_lock(workflow_id):
             entry = self._fresh(workflow_id)
             wf = entry.wf
             if epoch is not None and wf.owner is not None and epoch < int(wf.owner["epoch"]):
                 raise StaleEpochError(f"workflow {workflow_id}", epoch, int(wf.owner["epoch"]))
-            # Validate on a scratch copy when several ops must all pass; one op is
-            # validated by apply_op itself before it mutates anything.
-            if len(ops) > 1:
-                scratch = Workflow.from_dict(wf.to_dict())
-                for op in ops:
-                    apply_op(scratch, op)
-            payloads = [payload for _op, payload in prepared]
-            before_rev = wf.revision
+            if not ops:
+                return wf
             wpath = self._paths(workflow_id)[1]
+            staged: list[Any] = []
+
+            def stage() -> None:  # every op is valid: write them, flush later
+                held = (entry.wal_key[1], entry.wal_end, entry.next_seq, entry.wal_flags)
+                staged[:] = wal.stage_fd(entry.fd, wpath, payloads, held, start_writeout=True)
+
+            before_rev = wf.revision
             try:
                 if len(ops) == 1:
-                    apply_op(wf, ops[0])
+                    apply_op(wf, ops[0], ready=stage)
                 else:
+                    # Several ops must all pass before any is written: check them on a
+                    # scratch copy, then write, then apply them for real.
+                    scratch = Workflow.from_dict(wf.to_dict())
+                    for op in ops:
+                        apply_op(scratch, op)
+                    stage()
                     for op in ops:
                         apply_op(wf, op)
-                held = (entry.wal_key[1], entry.wal_end, entry.next_seq, entry.wal_flags)
-                seqs, entry.wal_end = wal.append_fd(entry.fd, wpath, payloads, held)
+                if staged:
+                    wal.sync_fd(entry.fd, wpath, staged[2])
             except BaseException:
-                if wf.revision != before_rev:
-                    self._drop(workflow_id)  # memory is ahead of disk
+                if staged:
+                    wal.unstage_fd(entry.fd, staged[2])  # never acknowledged: never seen
+                if staged or wf.revision != before_rev:
+                    self._drop(workflow_id)  # memory may be ahead of disk
                 raise
+            seqs, entry.wal_end = staged[0], staged[1]
             entry.next_seq = seqs[-1] + 1
             if entry.wal_end > self.compact_bytes:
                 try:

@@ -30,7 +30,10 @@ Invariants:
   treated as not yet written.
 * Sequence numbers start at ``base_seq`` and increase by one per record.
 * An append is durable when :func:`append` returns (fdatasync), and several payloads
-  passed together share one flush (group commit).
+  passed together share one flush (group commit). A caller holding the file open may
+  split an append in two (:func:`stage_fd`, then :func:`sync_fd` or
+  :func:`unstage_fd`) to do work of its own while the device writes; it acknowledges
+  only after :func:`sync_fd`.
 * A writer's cached end (``known``) is trusted only when the bytes there are still
   zero (or the end of the file): another writer's record at that offset means the
   cache is stale.
@@ -44,7 +47,7 @@ import os
 import struct
 
 from claude_state.errors import StorageError, WALError
-from claude_state.storage.atomic import atomic_write, flush_fd
+from claude_state.storage.atomic import atomic_write, flush_fd, fsync_enabled
 from claude_state.storage.layout import FILE_MODE
 
 TYPE_CHECKING = False
@@ -72,6 +75,7 @@ PREALLOC_MAX = 1 << 20
 _PAGE = 4096
 _ZERO_HEAD = bytes(REC_HEAD.size)
 _PEEK = 64 << 10  # _data_end reads backwards this much at a time
+_FADV_DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", None)  # not on macOS
 
 # WAL kinds
 KIND_WORKFLOW = 1
@@ -416,6 +420,32 @@ def append_fd(
     :returns: the sequence numbers assigned, and the offset where the data now ends.
     :raises StorageError: on an OS error; nothing is acknowledged then.
     """
+    seqs, new_end, end = stage_fd(fd, path, payloads, held)
+    sync_fd(fd, path, end)
+    return seqs, new_end
+
+
+def stage_fd(
+    fd: int,
+    path: str,
+    payloads: list[bytes],
+    held: tuple[int, int, int, int] | None = None,
+    *,
+    start_writeout: bool = False,
+) -> tuple[list[int], int, int]:
+    """The first half of :func:`append_fd`: write the records, not yet durable.
+
+    The caller must then either :func:`sync_fd` (and only then acknowledge) or
+    :func:`unstage_fd`, holding the lock throughout. Splitting the append lets a caller
+    do work that cannot fail (the store's in-memory mutation) while the device writes.
+
+    :param start_writeout: start writing the records to the device now instead of at
+        the flush, so that work overlaps the write (``POSIX_FADV_DONTNEED``, as
+        PostgreSQL does for its WAL; where it is missing the flush does it all).
+    :returns: the sequence numbers, the new data end, and the old one (for
+        :func:`sync_fd` / :func:`unstage_fd`).
+    :raises StorageError: on an OS error; nothing was staged then.
+    """
     try:
         size = os.fstat(fd).st_size
         if held is not None and (
@@ -438,29 +468,54 @@ def append_fd(
             seqs.append(seq)
             seq += 1
         data = b"".join(chunks)
-        new_end = end + len(data)
+        n = len(data)
+        new_end = end + n
         if flags & FLAG_PREALLOC and new_end > size:
             # Grow with zero-filled room in the same write and flush: this append pays
             # for the size change once, the next ones overwrite allocated blocks.
             data += bytes(_room(new_end) - new_end)
         try:
             _pwrite_all(fd, data, end)
-            flush_fd(fd, data_only=True)
         except OSError:
-            # Never acknowledged, so never visible: whole records written before a
-            # failed write or flush would otherwise verify and be replayed by readers.
-            # Best effort; if this fails too, readers see the records (unacknowledged).
-            try:  # noqa: SIM105 - hot path: no contextlib
-                os.ftruncate(fd, end)
-            except OSError:
-                pass
+            unstage_fd(fd, end)
             raise
-        return seqs, new_end
+        if start_writeout and _FADV_DONTNEED is not None and fsync_enabled():
+            try:  # noqa: SIM105 - hot path: no contextlib
+                os.posix_fadvise(fd, end, n, _FADV_DONTNEED)
+            except OSError:
+                pass  # only an early start: the flush still writes everything
+        return seqs, new_end, end
     except OSError as exc:
-        # Never retry a failed flush (the kernel may have dropped the dirty pages).
         raise StorageError(
             f"WAL append to {path} failed: {exc.strerror or exc}", path, exc.errno
         ) from exc
+
+
+def sync_fd(fd: int, path: str, end: int) -> None:
+    """Make records staged at *end* durable; on failure take them back and raise.
+
+    :raises StorageError: the flush failed; the records were cut (best effort) and must
+        not be acknowledged. A failed flush is never retried: the kernel may have
+        dropped the dirty pages, so a second fdatasync could succeed without them.
+    """
+    try:
+        flush_fd(fd, data_only=True)
+    except OSError as exc:
+        unstage_fd(fd, end)
+        raise StorageError(
+            f"WAL append to {path} failed: {exc.strerror or exc}", path, exc.errno
+        ) from exc
+
+
+def unstage_fd(fd: int, end: int) -> None:
+    """Cut records staged at *end* (never acknowledged, so never to be visible: whole
+    records written before a failed write or flush would otherwise verify and be
+    replayed by readers). Best effort; if this fails too, readers see records that
+    were never acknowledged."""
+    try:  # noqa: SIM105 - hot path: no contextlib
+        os.ftruncate(fd, end)
+    except OSError:
+        pass
 
 
 def cut_torn_tail(path: str) -> bool:
@@ -509,6 +564,9 @@ __all__ = [
     "append",
     "append_fd",
     "append_tracked",
+    "stage_fd",
+    "sync_fd",
+    "unstage_fd",
     "create",
     "cut_torn_tail",
     "parse",
