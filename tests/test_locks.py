@@ -143,3 +143,24 @@ def test_kept_lock_is_reopened_in_a_forked_child(tmp_path: Path) -> None:
     assert os.read(r, 8) == b"out"
     assert os.waitstatus_to_exitcode(status) == 0
     lock.close()
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_switches_follow_os_environ(monkeypatch: pytest.MonkeyPatch, fast: bool) -> None:
+    """The lock and fsync switches read os.environ's own dict (fast) or os.environ
+    (elsewhere); either way they follow changes made while the process runs."""
+    from claude_state.storage import layout
+    from claude_state.storage.atomic import fsync_enabled
+    from claude_state.storage.locks import locking_enabled
+
+    if not fast:
+        monkeypatch.setattr(layout, "_ENVIRON_DATA", None)
+    monkeypatch.delenv("CLAUDE_STATE_UNSAFE_NO_LOCKS", raising=False)
+    monkeypatch.delenv("CLAUDE_STATE_FSYNC", raising=False)
+    assert locking_enabled() and fsync_enabled()
+    monkeypatch.setenv("CLAUDE_STATE_UNSAFE_NO_LOCKS", "1")
+    monkeypatch.setenv("CLAUDE_STATE_FSYNC", "0")
+    assert not locking_enabled() and not fsync_enabled()
+    monkeypatch.setenv("CLAUDE_STATE_FSYNC", "1")
+    monkeypatch.delenv("CLAUDE_STATE_UNSAFE_NO_LOCKS")
+    assert locking_enabled() and fsync_enabled()

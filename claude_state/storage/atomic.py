@@ -18,13 +18,13 @@ import os
 import sys
 
 from claude_state.errors import StorageError
-from claude_state.storage.layout import FILE_MODE, temp_name
+from claude_state.storage.layout import FILE_MODE, env_flag, temp_name
 
 _FULLFSYNC = getattr(__import__("fcntl"), "F_FULLFSYNC", None) if sys.platform == "darwin" else None
 
 
 def fsync_enabled() -> bool:
-    return os.environ.get("CLAUDE_STATE_FSYNC", "1") != "0"
+    return env_flag("CLAUDE_STATE_FSYNC", "0")
 
 
 def flush_fd(fd: int, data_only: bool = False) -> None:

@@ -25,6 +25,23 @@ FILE_MODE = 0o600
 TEMP_SUFFIX = ".tmp"
 
 
+def env_flag(name: str, off: str) -> bool:
+    """False when the environment variable *name* is set to *off*, else True.
+
+    Read on every lock and every flush, so it reads ``os.environ``'s own dict where it
+    has one (POSIX, bytes keys): ``os.environ.get`` runs several Python frames and
+    raises and catches a ``KeyError`` for an absent variable, ~2 us a call. Both see
+    the same changes (``os.environ[...] =`` and ``del`` update that dict).
+    """
+    data = _ENVIRON_DATA
+    if data is not None:
+        return data.get(name.encode()) != off.encode()  # type: ignore[no-any-return]
+    return os.environ.get(name) != off
+
+
+_ENVIRON_DATA = getattr(os.environ, "_data", None) if os.name == "posix" else None
+
+
 def find_project_dir(cwd: str | None = None) -> str:
     """The nearest ancestor of *cwd* holding ``.claude/`` or ``.git/``, else *cwd*."""
     start = os.path.abspath(cwd or os.getcwd())

@@ -26,7 +26,7 @@ import os
 import time
 
 from claude_state.errors import LockTimeoutError, StorageError
-from claude_state.storage.layout import FILE_MODE
+from claude_state.storage.layout import FILE_MODE, env_flag
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing-only: keep the hot path's imports minimal
@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # typing-only: keep the hot path's imports minimal
 
 
 def locking_enabled() -> bool:
-    return os.environ.get("CLAUDE_STATE_UNSAFE_NO_LOCKS") != "1"
+    return env_flag("CLAUDE_STATE_UNSAFE_NO_LOCKS", "1")
 
 
 class FileLock:
