@@ -440,8 +440,12 @@ def stage_fd(
     do work that cannot fail (the store's in-memory mutation) while the device writes.
 
     :param start_writeout: start writing the records to the device now instead of at
-        the flush, so that work overlaps the write (``POSIX_FADV_DONTNEED``, as
-        PostgreSQL does for its WAL; where it is missing the flush does it all).
+        the flush, so that work overlaps the write. Python has no ``sync_file_range``;
+        ``POSIX_FADV_DONTNEED`` starts writeback of the range's dirty pages too (the
+        fallback PostgreSQL's ``pg_flush_data`` uses). Its other effect, dropping clean
+        cached pages, misses these: they are dirty or under writeback when advised,
+        and stay cached (checked with ``fincore``). Where it is missing the flush does
+        it all.
     :returns: the sequence numbers, the new data end, and the old one (for
         :func:`sync_fd` / :func:`unstage_fd`).
     :raises StorageError: on an OS error; nothing was staged then.
