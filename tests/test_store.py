@@ -117,6 +117,53 @@ def test_control_a_record_left_behind_is_seen(
     assert fresh.load("wf1").step("s0").status == "running"
 
 
+def lose_the_first_sector_of_the_last_append(path: str, end_before: int) -> None:
+    """A power loss that persisted an append's later sectors but not its first one:
+    the first 512 bytes it wrote read back as the zero room they overwrote."""
+    data = bytearray(Path(path).read_bytes())
+    data[end_before : end_before + 512] = bytes(512)
+    Path(path).write_bytes(bytes(data))
+
+
+def test_a_group_torn_by_power_loss_is_cut_as_a_whole(tmp_path: Path) -> None:
+    """apply_many writes its ops as one record, so a group torn by a power loss is a
+    torn tail (cut, the state before the group), never a valid record after a torn one
+    (which a reader must report as damage)."""
+    state, store = new_store(tmp_path)
+    store.create(make_workflow("wf1"))
+    store.apply("wf1", op_set_data("k", 0, T0))
+    path = state.workflow_wal("wf1")
+    end_before = wal.read(path).valid_end
+    ops = [op_set_data("pad", "x" * 600, T0)] + [op_set_data("k", i, T0) for i in (1, 2)]
+    store.apply_many("wf1", ops)
+    assert wal.read(path).next_seq == wal.read(path).header.base_seq + 2  # one record
+    lose_the_first_sector_of_the_last_append(path, end_before)
+    assert wal.read(path).torn
+    fresh = WorkflowStore(state)
+    assert fresh.load("wf1").data == {"k": 0}
+    assert fresh.verify("wf1") == []
+    fresh.apply("wf1", op_set_data("k", 9, T0))  # the next writer cuts the tail
+    assert WorkflowStore(state).load("wf1").data == {"k": 9}
+
+
+def test_control_a_group_of_records_torn_the_same_way_reads_as_damage(tmp_path: Path) -> None:
+    """Control: the same ops appended as separate records of one write (a WAL-level
+    group) and torn the same way leave a valid record after a torn one: damage."""
+    from claude_state.errors import WALError
+
+    state, store = new_store(tmp_path)
+    store.create(make_workflow("wf1"))
+    store.apply("wf1", op_set_data("k", 0, T0))
+    path = state.workflow_wal("wf1")
+    end_before = wal.read(path).valid_end
+    ops = [op_set_data("pad", "x" * 600, T0)] + [op_set_data("k", i, T0) for i in (1, 2)]
+    store.close()
+    wal.append(path, [frame.dumps(op) for op in ops])
+    lose_the_first_sector_of_the_last_append(path, end_before)
+    with pytest.raises(WALError):
+        wal.read(path)
+
+
 def test_epoch_fencing(tmp_path: Path) -> None:
     state, store = new_store(tmp_path)
     store.create(make_workflow("wf1"))

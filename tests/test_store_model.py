@@ -140,6 +140,31 @@ class StoreMachine(RuleBasedStateMachine):
     def set_data(self, key: str, value: Any) -> None:
         self._both(ops.op_set_data(key, value, T))
 
+    @rule(
+        key=st.sampled_from(["k1", "k2"]),
+        value=values,
+        step=st.sampled_from(STEPS),
+        status=st.sampled_from(["running", "completed", "skipped"]),
+    )
+    def group(self, key: str, value: Any, step: str, status: str) -> None:
+        """Two ops through apply_many: one WAL record, applied all or none."""
+        group = [ops.op_set_data(key, value, T), ops.op_step(step, status, at=T)]
+        expected: type[BaseException] | None = None
+        trial = Workflow.from_dict(self.model.to_dict())
+        try:
+            for op in group:
+                apply_op(trial, op)
+        except ClaudeStateError as exc:
+            expected = type(exc)
+        try:
+            self.store.apply_many(WID, group)
+        except ClaudeStateError as exc:
+            assert expected is not None, f"store refused {group}: {exc!r}"
+            assert isinstance(exc, expected), (exc, expected)
+            return
+        assert expected is None, f"store accepted {group}, the model refused it ({expected})"
+        self.model = trial
+
     @rule(n=st.integers(1, 3))
     def rollback(self, n: int) -> None:
         self._both(ops.op_rollback_steps(n, T))
@@ -197,3 +222,36 @@ TestStoreModel.settings = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
+
+
+def test_control_a_replay_that_drops_records_is_caught(monkeypatch: Any) -> None:
+    """Control: the same machine, with a store whose replay drops every other record
+    it reads, fails."""
+    import pytest
+    from hypothesis.stateful import run_state_machine_as_test
+
+    from claude_state.domain import store as store_mod
+
+    real = store_mod._replay
+    calls: dict[str, int] = {}  # per WAL path: each example has its own directory
+
+    def dropping(wf: Workflow, payload: bytes, path: str) -> None:
+        calls[path] = calls.get(path, 0) + 1
+        if calls[path] % 2:
+            real(wf, payload, path)
+
+    monkeypatch.setattr(store_mod, "_replay", dropping)
+    # Either the cold-load invariant fails, or a writer that replayed a partial log
+    # refuses an op the model accepts: both are the loss being caught.
+    with pytest.raises((AssertionError, ClaudeStateError)):
+        run_state_machine_as_test(
+            StoreMachine,
+            settings=settings(
+                max_examples=50,
+                stateful_step_count=30,
+                deadline=None,
+                database=None,
+                report_multiple_bugs=False,
+                suppress_health_check=list(HealthCheck),
+            ),
+        )

@@ -76,6 +76,16 @@ class _Cached:
     fd: int = -1  # that WAL, held open for the next appends (-1: not open yet)
 
 
+def _replay(wf: Workflow, payload: bytes, path: str) -> None:
+    """Apply one WAL record: an op, or the ops of one ``apply_many`` (an array)."""
+    doc = frame.loads(payload, path)
+    if type(doc) is list:
+        for op in doc:
+            apply_op(wf, op, trusted=True)
+    else:
+        apply_op(wf, doc, trusted=True)
+
+
 def _stat_key(path: str) -> tuple[int, int, int]:
     st = os.stat(path)
     return (st.st_ino, st.st_mtime_ns, st.st_size)
@@ -200,17 +210,23 @@ class WorkflowStore:
     def apply_many(
         self, workflow_id: str, ops: Iterable[dict[str, Any]], *, epoch: int | None = None
     ) -> Workflow:
-        """Apply several ops atomically-in-order with one flush (group commit).
+        """Apply several ops in order, all or none, with one flush (group commit).
 
-        Order, under the writer lock: check every op; write the records (not yet
-        durable) and start their write-out; change the cached workflow, which cannot
+        Order, under the writer lock: check every op; write the record (not yet
+        durable) and start its write-out; change the cached workflow, which cannot
         fail, while the device writes; flush; acknowledge. An op that fails its checks
-        writes nothing; a failed write or flush takes the records back and leaves the
-        cache to be reloaded.
+        writes nothing; a failed write or flush takes the record back and leaves the
+        cache to be reloaded. Several ops go into *one* WAL record (a JSON array): a
+        power loss can then tear the group only as a whole, at the tail, where it is
+        cut, rather than keep a later record of it after a torn earlier one, which a
+        reader could not tell from damage.
         """
         prepared = [self._prepare(op) for op in ops]
         ops = [op for op, _payload in prepared]
-        payloads = [payload for _op, payload in prepared]
+        if len(prepared) == 1:
+            payloads = [prepared[0][1]]
+        else:  # each payload is a JSON object: joined, they make the array's bytes
+            payloads = [b"[" + b",".join(payload for _op, payload in prepared) + b"]"]
         with self._mutex, self._kept_lock(workflow_id):
             entry = self._fresh(workflow_id)
             wf = entry.wf
@@ -525,7 +541,7 @@ class WorkflowStore:
                         entry.fd, wpath, entry.wal_end, entry.wal_key[1], entry.next_seq
                     )
                     for seq, payload in recs:
-                        apply_op(entry.wf, frame.loads(payload, wpath), trusted=True)
+                        _replay(entry.wf, payload, wpath)
                         entry.next_seq = seq + 1
                     entry.wal_end = end
                     return entry
@@ -643,7 +659,7 @@ class WorkflowStore:
             )
         for seq, payload in wread.records:
             if seq > last_seq:
-                apply_op(wf, frame.loads(payload, wpath), trusted=True)
+                _replay(wf, payload, wpath)
         next_seq = max(wread.next_seq, last_seq + 1)
         return wf, key, wread.header, wread.valid_end, next_seq, wread.ino
 
@@ -675,7 +691,7 @@ class WorkflowStore:
             raise self._damaged(snap, cause) from cause
         for seq, payload in prev_wal.records:
             if seq > int(body["last_seq"]):
-                apply_op(wf, frame.loads(payload, wpath + ".prev"), trusted=True)
+                _replay(wf, payload, wpath + ".prev")
         return wf, cur_wal.header.generation, cur_wal.header.base_seq - 1
 
     @staticmethod
