@@ -198,6 +198,10 @@ class WorkflowStore:
     def apply(self, workflow_id: str, op: dict[str, Any], *, epoch: int | None = None) -> Workflow:
         """Validate *op*, append it durably, and return the new state.
 
+        The workflow returned is the store's cached copy, kept for the next op: read
+        it, don't change it (``Workflow.from_dict(wf.to_dict())`` gives one to change).
+        Changes made to it directly would never reach the WAL.
+
         :param epoch: the caller's owner epoch; an epoch older than the workflow's owner
             epoch is a fenced-off writer and is refused.
         :raises TransitionError, NotFoundError, InvalidInputError: the op is refused and
