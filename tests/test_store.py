@@ -164,6 +164,58 @@ def test_control_a_group_of_records_torn_the_same_way_reads_as_damage(tmp_path: 
         wal.read(path)
 
 
+def saves_behind_a_cached_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, hold: bool
+) -> dict[str, object]:
+    """Writer A caches the workflow; another store saves it until a new snapshot gets
+    the cached one's inode number (ext4 reuses a freed inode at once), with the same
+    size (a same-length value) and mtime (a coarse file-system clock: one tick). A then
+    applies an op. :returns: the data a fresh reader sees."""
+    monkeypatch.setattr(frame, "COMPRESS_THRESHOLD", 1 << 30)  # sizes exact, uncompressed
+    state, a = new_store(tmp_path)
+    a.create(make_workflow("wf1"))
+    for _ in range(10):  # to generation 11: two digits from here to 99, sizes equal
+        wf = a.load("wf1")
+        wf.data["k"] = 1
+        a.save(wf)
+    with a._mutex, a._kept_lock("wf1"):
+        entry = a._fresh("wf1")  # cached, as after any apply, with an empty WAL
+    if not hold:  # the control: the cached snapshot not held open
+        os.close(entry.snap_fd)
+        entry.snap_fd = -1
+    ino, mtime_ns, size = entry.snap_key
+    snap = state.workflow_state("wf1")
+    b = WorkflowStore(state)
+    for i in range(80):
+        wf = b.load("wf1")
+        wf.data["k"] = 2 + i % 2
+        b.save(wf)
+        if os.stat(snap).st_ino == ino:
+            break
+    st = os.stat(snap)
+    os.utime(snap, ns=(st.st_atime_ns, mtime_ns))
+    assert st.st_size == size
+    assert (not hold) == (st.st_ino == ino)
+    a.apply("wf1", op_set_data("after", 1, T0))
+    return dict(WorkflowStore(state).load("wf1").data)
+
+
+def test_a_cached_snapshot_is_held_so_its_inode_tells_a_replacement(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = saves_behind_a_cached_writer(tmp_path, monkeypatch, hold=True)
+    assert data["after"] == 1 and data["k"] in (2, 3)  # B's save, then A's op
+
+
+def test_control_without_holding_it_a_replaced_snapshot_goes_unnoticed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Control: with the inode free to be reused, A's freshness key still matches, A
+    appends to the WAL of an older generation, and its acknowledged op is lost."""
+    data = saves_behind_a_cached_writer(tmp_path, monkeypatch, hold=False)
+    assert "after" not in data
+
+
 def test_epoch_fencing(tmp_path: Path) -> None:
     state, store = new_store(tmp_path)
     store.create(make_workflow("wf1"))

@@ -74,6 +74,10 @@ class _Cached:
     wal_ino: int  # the WAL file read: another inode means it was replaced
     wal_flags: int
     fd: int = -1  # that WAL, held open for the next appends (-1: not open yet)
+    # The snapshot read, held open only so that its inode number cannot be reused by a
+    # later snapshot while cached: the freshness key's inode then always tells a
+    # replaced snapshot, whatever its size and however coarse the file-system clock.
+    snap_fd: int = -1
 
 
 def _replay(wf: Workflow, payload: bytes, path: str) -> None:
@@ -557,17 +561,24 @@ class WorkflowStore:
         entry = _Cached(
             wf, snap_key, (header.generation, header.salt), end, next_seq, ino, header.flags
         )
-        entry.fd = self._open_wal(self._paths(wid)[1], ino)
+        snap, wpath, _lock = self._paths(wid)
+        entry.fd = self._open_checked(wpath, ino, os.O_RDWR)
+        if snap_key != (0, 0, 0):  # (a state rebuilt from .prev never matches anyway)
+            try:
+                entry.snap_fd = self._open_checked(snap, snap_key[0], os.O_RDONLY)
+            except StorageError:
+                os.close(entry.fd)
+                raise
         while len(self._cache) >= CACHE_SIZE:
             self._drop(next(iter(self._cache)))
         self._cache[wid] = entry
         return entry
 
     @staticmethod
-    def _open_wal(path: str, ino: int) -> int:
-        """*path* opened for appends, checked to be the file that was read (lock held)."""
+    def _open_checked(path: str, ino: int, flags: int) -> int:
+        """*path* opened, checked to be the file that was read (lock held)."""
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            fd = os.open(path, flags | os.O_CLOEXEC)
         except OSError as exc:
             raise StorageError(f"could not open {path}: {exc.strerror}", path, exc.errno) from exc
         if os.fstat(fd).st_ino != ino:
@@ -576,15 +587,19 @@ class WorkflowStore:
         return fd
 
     def _drop(self, wid: str) -> None:
-        """Forget the cached state of *wid* and close its WAL."""
+        """Forget the cached state of *wid* and close its files."""
         with self._mutex:
             entry = self._cache.pop(wid, None)
-            if entry is not None and entry.fd >= 0:
-                fd, entry.fd = entry.fd, -1
-                try:  # noqa: SIM105 - a close that fails leaves nothing to undo
-                    os.close(fd)
-                except OSError:
-                    pass
+            if entry is None:
+                return
+            fds = (entry.fd, entry.snap_fd)
+            entry.fd = entry.snap_fd = -1
+            for fd in fds:
+                if fd >= 0:
+                    try:  # noqa: SIM105 - a close that fails leaves nothing to undo
+                        os.close(fd)
+                    except OSError:
+                        pass
 
     def close(self) -> None:
         """Close the WALs and locks this store holds open (it stays usable: they reopen)."""
