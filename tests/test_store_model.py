@@ -106,21 +106,26 @@ class StoreMachine(RuleBasedStateMachine):
     def create(self) -> None:
         self.store.create(parse_definition(DEFINITION, at=T))
 
-    def _both(self, op: dict[str, Any]) -> None:
-        """Apply *op* to the model and the store: both accept it, or both refuse it."""
+    def _both(self, *group: dict[str, Any]) -> None:
+        """Apply the ops to the model and the store (one op, or a group through
+        apply_many): both accept them all, or both refuse and change nothing."""
         expected: type[BaseException] | None = None
         trial = Workflow.from_dict(self.model.to_dict())
         try:
-            apply_op(trial, op)
+            for op in group:
+                apply_op(trial, op)
         except ClaudeStateError as exc:
             expected = type(exc)
         try:
-            self.store.apply(WID, op)
+            if len(group) == 1:
+                self.store.apply(WID, group[0])
+            else:
+                self.store.apply_many(WID, list(group))
         except ClaudeStateError as exc:
-            assert expected is not None, f"store refused {op}: {exc!r}"
+            assert expected is not None, f"store refused {group}: {exc!r}"
             assert isinstance(exc, expected), (exc, expected)
             return
-        assert expected is None, f"store accepted {op}, the model refused it ({expected})"
+        assert expected is None, f"store accepted {group}, the model refused it ({expected})"
         self.model = trial
 
     @rule(
@@ -148,22 +153,7 @@ class StoreMachine(RuleBasedStateMachine):
     )
     def group(self, key: str, value: Any, step: str, status: str) -> None:
         """Two ops through apply_many: one WAL record, applied all or none."""
-        group = [ops.op_set_data(key, value, T), ops.op_step(step, status, at=T)]
-        expected: type[BaseException] | None = None
-        trial = Workflow.from_dict(self.model.to_dict())
-        try:
-            for op in group:
-                apply_op(trial, op)
-        except ClaudeStateError as exc:
-            expected = type(exc)
-        try:
-            self.store.apply_many(WID, group)
-        except ClaudeStateError as exc:
-            assert expected is not None, f"store refused {group}: {exc!r}"
-            assert isinstance(exc, expected), (exc, expected)
-            return
-        assert expected is None, f"store accepted {group}, the model refused it ({expected})"
-        self.model = trial
+        self._both(ops.op_set_data(key, value, T), ops.op_step(step, status, at=T))
 
     @rule(n=st.integers(1, 3))
     def rollback(self, n: int) -> None:
