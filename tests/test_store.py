@@ -19,6 +19,7 @@ from claude_state.errors import (
     StaleEpochError,
 )
 from claude_state.storage import frame, wal
+from claude_state.storage.layout import StateDir
 
 
 def flip(path: str, offset: int) -> None:
@@ -125,19 +126,31 @@ def lose_the_first_sector_of_the_last_append(path: str, end_before: int) -> None
     Path(path).write_bytes(bytes(data))
 
 
-def test_a_group_torn_by_power_loss_is_cut_as_a_whole(tmp_path: Path) -> None:
-    """apply_many writes its ops as one record, so a group torn by a power loss is a
-    torn tail (cut, the state before the group), never a valid record after a torn one
-    (which a reader must report as damage)."""
+def tear_a_group(tmp_path: Path, *, one_record: bool) -> tuple[StateDir, str]:
+    """After one op, a group of three (the first one long) is written by one append,
+    and a power loss keeps all of it but its first sector. ``one_record``: through
+    apply_many (one record), else as separate records of one WAL append."""
     state, store = new_store(tmp_path)
     store.create(make_workflow("wf1"))
     store.apply("wf1", op_set_data("k", 0, T0))
     path = state.workflow_wal("wf1")
     end_before = wal.read(path).valid_end
     ops = [op_set_data("pad", "x" * 600, T0)] + [op_set_data("k", i, T0) for i in (1, 2)]
-    store.apply_many("wf1", ops)
-    assert wal.read(path).next_seq == wal.read(path).header.base_seq + 2  # one record
+    if one_record:
+        store.apply_many("wf1", ops)
+        assert wal.read(path).next_seq == wal.read(path).header.base_seq + 2
+    else:
+        store.close()
+        wal.append(path, [frame.dumps(op) for op in ops])
     lose_the_first_sector_of_the_last_append(path, end_before)
+    return state, path
+
+
+def test_a_group_torn_by_power_loss_is_cut_as_a_whole(tmp_path: Path) -> None:
+    """apply_many writes its ops as one record, so a group torn by a power loss is a
+    torn tail (cut, the state before the group), never a valid record after a torn one
+    (which a reader must report as damage)."""
+    state, path = tear_a_group(tmp_path, one_record=True)
     assert wal.read(path).torn
     fresh = WorkflowStore(state)
     assert fresh.load("wf1").data == {"k": 0}
@@ -147,19 +160,11 @@ def test_a_group_torn_by_power_loss_is_cut_as_a_whole(tmp_path: Path) -> None:
 
 
 def test_control_a_group_of_records_torn_the_same_way_reads_as_damage(tmp_path: Path) -> None:
-    """Control: the same ops appended as separate records of one write (a WAL-level
-    group) and torn the same way leave a valid record after a torn one: damage."""
+    """Control: the same ops as separate records of one write, torn the same way, leave
+    a valid record after a torn one: damage."""
     from claude_state.errors import WALError
 
-    state, store = new_store(tmp_path)
-    store.create(make_workflow("wf1"))
-    store.apply("wf1", op_set_data("k", 0, T0))
-    path = state.workflow_wal("wf1")
-    end_before = wal.read(path).valid_end
-    ops = [op_set_data("pad", "x" * 600, T0)] + [op_set_data("k", i, T0) for i in (1, 2)]
-    store.close()
-    wal.append(path, [frame.dumps(op) for op in ops])
-    lose_the_first_sector_of_the_last_append(path, end_before)
+    _state, path = tear_a_group(tmp_path, one_record=False)
     with pytest.raises(WALError):
         wal.read(path)
 
