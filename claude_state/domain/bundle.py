@@ -32,6 +32,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from claude_state.domain.userdata import collect_refs
 from claude_state.errors import (
     BundleError,
     ClaudeStateError,
@@ -96,7 +97,7 @@ def export_bytes(state: StateDir, sid: str) -> bytes:
         except NotFoundError:
             continue
         workflows.append(doc)
-        blobmod.collect_refs(doc, refs)
+        collect_refs(doc, refs)
         cdir = state.checkpoint_dir(wid)
         try:
             names = sorted(os.listdir(cdir))
@@ -109,7 +110,7 @@ def export_bytes(state: StateDir, sid: str) -> bytes:
             with open(state.checkpoint(wid, cid), "rb") as f:
                 raw = f.read()
             _h, cdoc = frame.decode_doc(raw, frame.Kind.CHECKPOINT, state.checkpoint(wid, cid))
-            blobmod.collect_refs(cdoc, refs)
+            collect_refs(cdoc, refs)
             checkpoints.append({"workflow_id": wid, "id": cid, "frame": _b64(raw)})
     bs = blobmod.BlobStore(state)
     doc = {
@@ -236,7 +237,7 @@ def verify_bundle(data: bytes) -> _Verified:
     cps: list[tuple[str, str, bytes]] = []
     refs: set[str] = blobmod.collect_refs(session.to_dict())
     for wf in wf_list:
-        blobmod.collect_refs(wf.to_dict(), refs)
+        collect_refs(wf.to_dict(), refs)
     wf_ids = {wf.id for wf in wf_list}
     for item in _need(doc, "checkpoints", list):
         if not isinstance(item, dict):
@@ -255,7 +256,7 @@ def verify_bundle(data: bytes) -> _Verified:
             _ch, cdoc = frame.decode_doc(raw, frame.Kind.CHECKPOINT)
         except FrameError as exc:
             raise BundleError(f"bundle: checkpoint {cid} is damaged: {exc}") from None
-        blobmod.collect_refs(cdoc, refs)
+        collect_refs(cdoc, refs)
         cps.append((wid, cid, raw))
     blob_map: dict[str, bytes] = {}
     for h, text in _need(doc, "blobs", dict).items():
@@ -341,7 +342,7 @@ def import_bundle(state: StateDir, data: bytes) -> ImportResult:
         _makedirs(state.checkpoint_dir(wid))
         atomic_write(state.checkpoint(wid, cid), raw, state.temp)
     for wf in new_wfs:
-        wfs.create(wf)
+        wfs.create(wf, escaped=True)  # stored form, as exported
     if not session_same:
         from claude_state.storage.locks import FileLock
 

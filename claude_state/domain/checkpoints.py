@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from claude_state.domain.delta import diff, patch
 from claude_state.domain.model import MAX_HISTORY, Workflow
+from claude_state.domain.userdata import ESC_KEY, collect_refs
 from claude_state.errors import (
     IntegrityError,
     InvalidInputError,
@@ -45,7 +46,6 @@ from claude_state.errors import (
 from claude_state.ids import is_valid_id, new_id, validate_id
 from claude_state.storage import frame
 from claude_state.storage.atomic import remove
-from claude_state.storage.blobs import collect_refs
 from claude_state.storage.docfile import read_doc, write_doc
 from claude_state.storage.layout import StateDir, _makedirs
 from claude_state.storage.locks import FileLock
@@ -91,9 +91,12 @@ _BLOB_REF = None
 def blob_refs_in(data: bytes) -> builtins.list[str]:
     """Every blob digest referenced in serialised JSON, found in the bytes (C speed)
     rather than by walking the tree. A literal ``"$blob":"<digest>"`` inside a string
-    value is escaped (``\\"``) and does not match; a data key named ``$blob`` would, and
-    only ever keeps a blob alive longer: the safe direction for gc."""
+    value is escaped (``\\"``) and does not match. A user object with a ``$blob`` key is
+    kept in an escape envelope (``domain/userdata.py``) and is not a reference: when
+    the bytes hold an envelope, the tree is walked instead."""
     global _BLOB_REF
+    if b'"' + ESC_KEY.encode() + b'"' in data:
+        return sorted(collect_refs(frame.loads(data)))
     if _BLOB_REF is None:
         import re
 

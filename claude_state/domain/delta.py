@@ -27,7 +27,9 @@ Two rules keep it exact and safe:
   with ``==`` (fast, in C) and only then confirmed by their serialised bytes.
 * A blob reference (``{"$blob": ..., "size": ...}``) is replaced whole, never patched
   inside: a digest must never appear in a delta as a bare string, where the garbage
-  collector's marking (which looks for references) would not see it.
+  collector's marking (which looks for references) would not see it. So is a user
+  object's escape envelope (``{"$esc": ...}``, ``domain/userdata.py``): patched inside,
+  a delta would carry the bare user object, which may look like a reference.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from claude_state.errors import IntegrityError
 #: At most this many front-drop offsets are tried when matching a shifted list.
 _MAX_SHIFT_TRIES = 64
 _BLOB_KEY = "$blob"
+_ESC_KEY = "$esc"
 
 
 def _dumps(value: Any) -> bytes:
@@ -63,7 +66,7 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _is_ref(v: Any) -> bool:
-    return type(v) is dict and _BLOB_KEY in v
+    return type(v) is dict and (_BLOB_KEY in v or _ESC_KEY in v)
 
 
 def diff(old: Any, new: Any) -> dict[str, Any]:

@@ -38,6 +38,13 @@ from typing import Any
 
 from claude_state.domain.model import Workflow
 from claude_state.domain.ops import apply_op
+from claude_state.domain.userdata import (
+    check_data_keys,
+    escape,
+    escape_op,
+    may_need_escape,
+    unescape,
+)
 from claude_state.errors import (
     ConflictError,
     FrameError,
@@ -157,8 +164,9 @@ class WorkflowStore:
         return self._read(workflow_id, fallback=fallback)[0]
 
     def resolve(self, value: Any) -> Any:
-        """The value behind a blob reference (step outputs are loaded lazily)."""
-        return self.blobs.resolve(value)
+        """The user's value for a stored one: read from its blob when it is a reference
+        (step outputs are loaded lazily), unescaped (``domain/userdata.py``)."""
+        return unescape(self.blobs.resolve(value))
 
     def output(self, workflow_id: str, step_id: str) -> Any:
         """The output of a step, read from its blob when it was stored as one."""
@@ -178,9 +186,19 @@ class WorkflowStore:
             lk = self._locks[wid] = FileLock(self._paths(wid)[2], keep_open=True)
         return lk
 
-    def create(self, wf: Workflow) -> Workflow:
-        """Store a new workflow. :raises ConflictError: when the id is taken."""
+    def create(self, wf: Workflow, *, escaped: bool = False) -> Workflow:
+        """Store a new workflow. :raises ConflictError: when the id is taken.
+
+        :param escaped: *wf* is already in the stored form (an import of a stored
+            workflow); by default its values are the user's and are escaped first, so a
+            value shaped like a blob reference is never taken for one.
+        """
         validate_id(wf.id, "workflow id")
+        if not escaped:
+            check_data_keys(wf.data)
+            doc = wf.to_dict()
+            if may_need_escape(frame.dumps(doc)):
+                wf = Workflow.from_dict(escape(doc))
         self.state.ensure(sweep=False)
         with self.lock(wf.id):
             if self.exists(wf.id):
@@ -376,13 +394,17 @@ class WorkflowStore:
         return self.blobs.externalize(value, self.blob_threshold)
 
     def _prepare(self, op: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
-        """*op* as applied (large values replaced by blob references) and its WAL bytes.
+        """*op* as applied (user values escaped, large ones replaced by blob
+        references) and its WAL bytes.
 
         A small op (the usual step update) is serialised once, whole. In a larger one
         each value is serialised once: to measure it, and then embedded in the record as
         an ``orjson.Fragment`` rather than serialised again.
         """
         payload = frame.dumps(op)
+        escaped = escape_op(op, payload)
+        if escaped is not op:  # a user value shaped like a reference: wrapped
+            op, payload = escaped, frame.dumps(escaped)
         if len(payload) <= self.blob_threshold:
             return op, payload  # no value in it can pass the threshold: one serialisation
         fragments: dict[str, Any] = {}
