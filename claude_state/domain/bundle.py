@@ -38,13 +38,13 @@ from claude_state.errors import (
     ClaudeStateError,
     ConflictError,
     FrameError,
+    IntegrityError,
     NotFoundError,
 )
 from claude_state.ids import is_valid_id, validate_id
 from claude_state.storage import blobs as blobmod
 from claude_state.storage import frame, journal, wal
 from claude_state.storage.atomic import atomic_write
-from claude_state.storage.docfile import write_doc
 from claude_state.storage.layout import StateDir, _makedirs
 
 __all__ = [
@@ -59,6 +59,8 @@ __all__ = [
 
 FORMAT = "claude-state-bundle"
 VERSION = 1
+#: Default limit on a bundle's expanded size, in MiB (see :func:`max_bundle_bytes`).
+MAX_BUNDLE_MB = 256
 
 
 def _b64(data: bytes) -> str:
@@ -154,6 +156,11 @@ class _Verified:
     workflows: list[Any]
     checkpoints: list[tuple[str, str, bytes]]
     blobs: dict[str, bytes]
+    #: The frames the import writes, encoded during verification: nothing about them
+    #: (a generation that is not a number, a value that cannot be serialised) can fail
+    #: once the first file is written.
+    session_frame: bytes = b""
+    lease_frame: bytes | None = None
 
 
 @dataclass
@@ -185,16 +192,96 @@ def _need(doc: dict[str, Any], key: str, kind: type) -> Any:
     return v
 
 
+def max_bundle_bytes() -> int:
+    """The largest bundle, expanded, that an import accepts (bytes).
+
+    A bundle is one compressed frame: a few kilobytes can declare hundreds of megabytes,
+    and an import holds the expanded document (and the values decoded from it) in
+    memory. The frame's header declares the expanded size, checked against this limit
+    before anything is decompressed (and decompression stops at the declared size), so
+    a forged bundle costs at most a few times this much memory.
+    ``CLAUDE_STATE_MAX_BUNDLE_MB`` changes it (default :data:`MAX_BUNDLE_MB`).
+    """
+    text = os.environ.get("CLAUDE_STATE_MAX_BUNDLE_MB", "")
+    try:
+        mb = int(text) if text else MAX_BUNDLE_MB
+    except ValueError:
+        mb = MAX_BUNDLE_MB
+    return max(1, mb) << 20
+
+
+def _int_field(doc: dict[str, Any], key: str, what: str) -> int:
+    v = doc.get(key, 0)
+    if type(v) is not int or v < 0:
+        raise BundleError(f"bundle: {what} {key!r} is not a non-negative integer: {v!r}")
+    return v
+
+
+def _check_session_fields(doc: dict[str, Any]) -> None:
+    """Every field of the session record of the type its default has.
+
+    ``SessionRecord.from_dict`` checks what the fold needs; an import must also be sure
+    that what it writes can be read back and rendered (a ``revision`` of ``"x"`` once
+    failed after half the bundle was written).
+    """
+    import dataclasses
+
+    from claude_state.domain.sessions import SessionRecord
+
+    for f in dataclasses.fields(SessionRecord):
+        if f.name not in doc:
+            continue
+        v = doc[f.name]
+        if f.default is not dataclasses.MISSING:
+            default: Any = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            continue
+        kind = str(f.type)
+        if isinstance(default, bool):
+            ok = type(v) is bool
+        elif isinstance(default, int):
+            ok = type(v) is int and v >= 0
+        elif isinstance(default, (list, dict, str)):
+            ok = type(v) is type(default)
+        elif v is None:
+            ok = True
+        elif "float" in kind:  # optional times
+            ok = type(v) in (int, float)
+        elif "int" in kind:  # optional pid
+            ok = type(v) is int
+        else:  # optional text
+            ok = type(v) is str
+        if not ok:
+            raise BundleError(f"bundle: session field {f.name!r} has a malformed value {v!r}")
+
+
 def verify_bundle(data: bytes) -> _Verified:
     """Check every byte and field of a bundle; nothing is written.
 
-    :raises BundleError: truncated, altered, or malformed in any way.
+    Everything an import depends on is checked here, before its first write: the frame
+    and its declared size, the document's shape and every field's type, ids, duplicate
+    entries, that every checkpoint is one of its own workflow (and its parent travels
+    with it), every blob's digest and presence, and the frames to be written encode.
+
+    :raises BundleError: truncated, altered, oversized or malformed in any way.
     """
+    from claude_state.domain.checkpoints import _check_body
     from claude_state.domain.leases import LeaseRecord
     from claude_state.domain.model import Workflow
     from claude_state.domain.sessions import SessionRecord
 
+    limit = max_bundle_bytes()
+    if len(data) > limit:
+        raise BundleError(f"bundle is {len(data)} bytes, over the limit of {limit}")
     try:
+        header = frame.decode_header(data[: frame.HEADER_SIZE])
+        if header.raw_len > limit:
+            raise BundleError(
+                f"bundle expands to {header.raw_len} bytes, over the limit of {limit}"
+                " (CLAUDE_STATE_MAX_BUNDLE_MB)"
+            )
         _h, doc = frame.decode_doc(data, frame.Kind.BUNDLE)
     except FrameError as exc:
         raise BundleError(f"bundle is damaged: {exc}") from None
@@ -217,9 +304,15 @@ def verify_bundle(data: bytes) -> _Verified:
         raise
     except ClaudeStateError as exc:
         raise BundleError(f"bundle: malformed content: {exc}") from None
+    session_doc = session.to_dict()
+    _check_session_fields(session_doc)
+    wf_ids: set[str] = set()
     for wf in wf_list:
         if not is_valid_id(wf.id):
             raise BundleError(f"bundle: invalid workflow id {wf.id!r}")
+        if wf.id in wf_ids:
+            raise BundleError(f"bundle: workflow {wf.id} appears twice")
+        wf_ids.add(wf.id)
     records: list[tuple[int, bytes]] = []
     for item in _need(doc, "journal", list):
         if (
@@ -235,10 +328,10 @@ def verify_bundle(data: bytes) -> _Verified:
             raise BundleError("bundle: journal sequence numbers start at 1")
         records.append((item[0], _unb64(item[1], "journal record")))
     cps: list[tuple[str, str, bytes]] = []
-    refs: set[str] = blobmod.collect_refs(session.to_dict())
+    parents: dict[tuple[str, str], str | None] = {}
+    refs: set[str] = blobmod.collect_refs(session_doc)
     for wf in wf_list:
         collect_refs(wf.to_dict(), refs)
-    wf_ids = {wf.id for wf in wf_list}
     for item in _need(doc, "checkpoints", list):
         if not isinstance(item, dict):
             raise BundleError("bundle: malformed checkpoint entry")
@@ -251,13 +344,31 @@ def verify_bundle(data: bytes) -> _Verified:
             or wid not in wf_ids
         ):
             raise BundleError(f"bundle: invalid checkpoint {wid!r}/{cid!r}")
+        if (wid, cid) in parents:
+            raise BundleError(f"bundle: checkpoint {wid}/{cid} appears twice")
         raw = _unb64(item.get("frame"), f"checkpoint {cid}")
         try:
             _ch, cdoc = frame.decode_doc(raw, frame.Kind.CHECKPOINT)
+            # filed under its own workflow and name, and shaped like a checkpoint
+            _check_body(cdoc, wid, cid, f"checkpoint {wid}/{cid}")
         except FrameError as exc:
             raise BundleError(f"bundle: checkpoint {cid} is damaged: {exc}") from None
+        except IntegrityError as exc:
+            raise BundleError(f"bundle: checkpoint {wid}/{cid} is malformed: {exc}") from None
+        _int_field(cdoc, "revision", f"checkpoint {cid}")
+        if not cdoc["incremental"]:
+            try:
+                named = Workflow.from_dict(cdoc["doc"]).id
+            except ClaudeStateError as exc:
+                raise BundleError(f"bundle: checkpoint {wid}/{cid}: {exc}") from None
+            if named != wid:
+                raise BundleError(f"bundle: checkpoint {wid}/{cid} holds workflow {named!r}")
+        parents[(wid, cid)] = cdoc.get("parent") if cdoc["incremental"] else None
         collect_refs(cdoc, refs)
         cps.append((wid, cid, raw))
+    for (wid, cid), parent in parents.items():
+        if parent is not None and (wid, parent) not in parents:
+            raise BundleError(f"bundle: checkpoint {wid}/{cid} needs {parent}, not in the bundle")
     blob_map: dict[str, bytes] = {}
     for h, text in _need(doc, "blobs", dict).items():
         if len(h) != 32 or any(c not in "0123456789abcdef" for c in h):
@@ -269,7 +380,20 @@ def verify_bundle(data: bytes) -> _Verified:
     missing = sorted(refs - set(blob_map))
     if missing:
         raise BundleError(f"bundle: {len(missing)} referenced blob(s) missing, e.g. {missing[0]}")
-    return _Verified(sid, session.to_dict(), lease_doc, records, wf_list, cps, blob_map)
+    revision = _int_field(session_doc, "revision", "session")
+    lease_frame = None
+    if lease_doc is not None:
+        epoch = _int_field(lease_doc, "epoch", "lease")
+        lease_frame = frame.encode_doc(frame.Kind.LEASE, lease_doc, epoch)
+    try:
+        session_frame = frame.encode_doc(frame.Kind.SESSION, session_doc, revision)
+        for wf in wf_list:
+            frame.dumps(wf.to_dict())
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise BundleError(f"bundle: content cannot be stored: {exc}") from None
+    return _Verified(
+        sid, session_doc, lease_doc, records, wf_list, cps, blob_map, session_frame, lease_frame
+    )
 
 
 # -- import -----------------------------------------------------------------------------------
@@ -360,19 +484,7 @@ def import_bundle(state: StateDir, data: bytes) -> ImportResult:
             wal.create(path, state.temp, kind=wal.KIND_SESSION, generation=1, base_seq=base)
             if v.journal:
                 wal.append(path, [p for _s, p in v.journal])
-            if v.lease is not None:
-                write_doc(
-                    state.lease(sid),
-                    frame.Kind.LEASE,
-                    v.lease,
-                    state.temp,
-                    int(v.lease.get("epoch", 0)),
-                )
-            write_doc(
-                state.session_record(sid),
-                frame.Kind.SESSION,
-                v.session,
-                state.temp,
-                int(v.session.get("revision", 0)),
-            )
+            if v.lease_frame is not None:
+                atomic_write(state.lease(sid), v.lease_frame, state.temp)
+            atomic_write(state.session_record(sid), v.session_frame, state.temp)
     return result
