@@ -194,7 +194,8 @@ def test_verify_reports_damage_missing_parents_and_blobs(tmp_path: Path) -> None
     assert (c2["id"], "missing_parent") in kinds
     sug = CheckpointStore(state, store).suggest("w")
     assert sug["recommended"] is None and len(sug["warnings"]) == 2
-    assert CheckpointStore(state, store).suggest("ghost")["recommended"] is None
+    with pytest.raises(NotFoundError):  # unknown workflow: exit 3, as documented
+        CheckpointStore(state, store).suggest("ghost")
 
 
 def test_delete_rewrites_dependents_as_full(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ JSON keys fixed by ``docs/cli-contract.md``::
         "incremental", "parent")
     checkpoint list [ID]
         [{"id", "workflow_id", "type", "tags", "description", "created_at", "incremental"}]
+        (+ "damaged"; a damaged checkpoint is listed last with "problem" and empty fields)
     checkpoint restore CHECKPOINT
         {"workflow_id", "checkpoint_id"} (+ "restored_from", "warnings")
 
@@ -109,21 +110,14 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if action == "list":
         if args.id is not None:
             validate_id(args.id, "workflow id")
-        rows = [
-            {
-                k: c[k]
-                for k in (
-                    "id",
-                    "workflow_id",
-                    "type",
-                    "tags",
-                    "description",
-                    "created_at",
-                    "incremental",
-                )
-            }
-            for c in cps.list(args.id)
-        ]
+        keys = ("id", "workflow_id", "type", "tags", "description", "created_at", "incremental")
+        rows = []
+        for c in cps.list(args.id, damaged=True):
+            row = {k: c[k] for k in keys}
+            row["damaged"] = c["damaged"]  # listed, never hidden (verify says more)
+            if c["damaged"]:
+                row["problem"] = c["problem"]
+            rows.append(row)
         human = (
             "no checkpoints"
             if not rows
@@ -132,11 +126,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                     [
                         r["id"],
                         r["workflow_id"],
-                        r["type"],
-                        "inc" if r["incremental"] else "full",
-                        r["created_at"],
+                        r["type"] or "-",
+                        "DAMAGED" if r["damaged"] else "inc" if r["incremental"] else "full",
+                        r["created_at"] or "-",
                         ",".join(r["tags"]),
-                        r["description"][:40],
+                        r["problem"][-60:] if r["damaged"] else r["description"][:40],
                     ]
                     for r in rows
                 ],

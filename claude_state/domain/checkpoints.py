@@ -118,6 +118,22 @@ def _public(meta: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _damaged_entry(wid: str, cid: str, exc: Exception) -> dict[str, Any]:
+    """A ``checkpoint list`` row for a checkpoint that cannot be read."""
+    return {
+        "id": cid,
+        "workflow_id": wid,
+        "type": None,
+        "tags": [],
+        "description": "",
+        "created_at": None,
+        "incremental": None,
+        "parent": None,
+        "damaged": True,
+        "problem": str(exc),
+    }
+
+
 def _check_body(body: Any, wid: str, cid: str, path: str) -> dict[str, Any]:
     """Validate the shape of a decoded checkpoint (the checksum says bytes are intact;
     this says they are a checkpoint of *this* workflow under *this* name)."""
@@ -248,10 +264,15 @@ class CheckpointStore:
                 return wid
         raise NotFoundError("checkpoint", checkpoint_id)
 
-    def list(self, workflow_id: str | None = None) -> builtins.list[dict[str, Any]]:
-        """Checkpoints (oldest first) of one workflow, or of all; damaged ones are skipped
-        (``verify`` reports them).
+    def list(
+        self, workflow_id: str | None = None, *, damaged: bool = False
+    ) -> builtins.list[dict[str, Any]]:
+        """Checkpoints (oldest first) of one workflow, or of all.
 
+        :param damaged: also list the checkpoints that cannot be read, after the others,
+            as ``{"id", "workflow_id", "damaged": True, "problem"}`` with the contract's
+            other keys empty (a listing must not hide them; ``checkpoint list`` asks).
+            Without it they are skipped, for callers that pick a checkpoint to use.
         :raises NotFoundError: *workflow_id* given but neither it nor checkpoints of it exist.
         """
         if workflow_id is not None:
@@ -262,17 +283,27 @@ class CheckpointStore:
         else:
             wids = self.workflow_ids()
         out = []
+        bad = []
         for wid in wids:
             for cid in self.ids(wid):
                 try:
                     out.append(_public(self._meta_of(wid, cid)))
-                except (IntegrityError, NotFoundError):
-                    continue
+                except (IntegrityError, NotFoundError) as exc:
+                    if damaged and not isinstance(exc, NotFoundError):  # (removed meanwhile)
+                        bad.append(_damaged_entry(wid, cid, exc))
         out.sort(key=lambda m: (m["created_at"], m["id"]))
-        return out
+        if damaged:
+            for m in out:
+                m["damaged"] = False
+        return out + bad
 
     def show(self, checkpoint_id: str) -> dict[str, Any]:
-        """Metadata of one checkpoint plus its revision, depth, blobs and stored size."""
+        """Metadata of one checkpoint plus its revision, depth, blobs, stored size and
+        chain (the full checkpoint first).
+
+        :raises IntegrityError: the checkpoint or one of its ancestors is damaged or
+            missing (named in the message): a shortened chain would hide it.
+        """
         wid = self.find(checkpoint_id)
         body = self._read(wid, checkpoint_id)
         out = _public(body)
@@ -284,19 +315,44 @@ class CheckpointStore:
         return out
 
     def _chain_ids(self, wid: str, cid: str) -> builtins.list[str]:
-        """Ids from the full checkpoint down to *cid* (as far as readable)."""
+        """Ids from the full checkpoint down to *cid*.
+
+        :raises IntegrityError: a link is damaged, missing, or the chain does not end.
+        """
         chain = [cid]
         cur = cid
-        try:
-            while len(chain) < _MAX_CHAIN:
+        while len(chain) <= _MAX_CHAIN:
+            try:
                 meta = self._meta_of(wid, cur)
-                if not meta["incremental"]:
-                    break
-                cur = meta["parent"]
-                chain.append(cur)
-        except (IntegrityError, NotFoundError):
-            pass
-        return chain[::-1]
+            except NotFoundError:
+                raise IntegrityError(
+                    f"checkpoint {cid}: its ancestor {cur} is missing",
+                    self.state.checkpoint(wid, cur),
+                    kind="broken_chain",
+                ) from None
+            except IntegrityError as exc:
+                if cur == cid:
+                    raise
+                raise IntegrityError(
+                    f"checkpoint {cid}: its ancestor {cur} is damaged ({exc})",
+                    self.state.checkpoint(wid, cur),
+                    kind="broken_chain",
+                ) from None
+            if not meta["incremental"]:
+                return chain[::-1]
+            cur = meta["parent"]
+            if cur in chain:
+                raise IntegrityError(
+                    f"checkpoint {cid}: its chain loops back to {cur}",
+                    self.state.checkpoint(wid, cid),
+                    kind="broken_chain",
+                )
+            chain.append(cur)
+        raise IntegrityError(
+            f"checkpoint {cid}: its chain is longer than {_MAX_CHAIN} links",
+            self.state.checkpoint(wid, cid),
+            kind="broken_chain",
+        )
 
     # -- create --------------------------------------------------------------------------
 
@@ -597,6 +653,7 @@ class CheckpointStore:
         :returns: ``{"recommended": cid | None, "warnings": [...]}``: the newest
             checkpoint whose chain resolves and whose blobs exist; a warning for each
             newer one skipped and why.
+        :raises NotFoundError: neither the workflow nor checkpoints of it exist.
         """
         from claude_state.storage.blobs import BlobStore
 
@@ -605,6 +662,8 @@ class CheckpointStore:
         warnings: builtins.list[str] = []
         cache: dict[str, Any] = {}
         ids = self.ids(workflow_id)
+        if not ids and not self.workflows.exists(workflow_id):
+            raise NotFoundError("workflow", workflow_id)
         if not ids:
             warnings.append(f"workflow {workflow_id} has no checkpoints")
         for cid in reversed(ids):
