@@ -69,9 +69,12 @@ def register(subparsers: Any) -> None:
 
 def _store(ctx: Context) -> CheckpointStore:
     from claude_state.domain.checkpoints import CheckpointStore
+    from claude_state.domain.fencing import caller_fence
     from claude_state.domain.store import WorkflowStore
 
-    return CheckpointStore(ctx.state, workflows=WorkflowStore(ctx.state))
+    workflows = WorkflowStore(ctx.state)
+    workflows.caller = caller_fence(ctx.state)  # a restore by a fenced-off session: exit 4
+    return CheckpointStore(ctx.state, workflows=workflows)
 
 
 def _notify_created(ctx: Context, info: dict[str, Any]) -> None:

@@ -128,9 +128,13 @@ def _read_input(path: str, what: str) -> bytes:
 
 
 def _store(ctx: Context) -> WorkflowStore:
+    from claude_state.domain.fencing import caller_fence
     from claude_state.domain.store import WorkflowStore
 
     store = WorkflowStore(ctx.state)
+    # Run on behalf of a session (CLAUDE_CODE_SESSION_ID): its writes are fenced, so a
+    # session that a recovery took over is refused (exit 4) rather than writing on.
+    store.caller = caller_fence(ctx.state)
     try:  # plugin hooks (step_start, workflow_complete...) after each durable op
         from claude_state.plugins.workflows import workflow_listener
 

@@ -121,6 +121,10 @@ class WorkflowStore:
         self.compact_bytes = compact_bytes
         self.blob_threshold = blob_threshold
         self.listeners: builtins.list[Listener] = []
+        #: ``(session id, epoch held)`` of the session this store writes for, when known
+        #: (the CLI sets it: ``domain/fencing.py``). A write to a workflow that session
+        #: owns under a newer epoch is refused: the session was fenced off by a recovery.
+        self.caller: tuple[str, int] | None = None
         self._cache: dict[str, _Cached] = {}
         # Guards the cache and the WAL fds it holds: threads sharing a store (a step
         # still running after its timeout, a child workflow) must never see an fd that
@@ -258,6 +262,7 @@ class WorkflowStore:
             wf = entry.wf
             if epoch is not None and wf.owner is not None and epoch < int(wf.owner["epoch"]):
                 raise StaleEpochError(f"workflow {workflow_id}", epoch, int(wf.owner["epoch"]))
+            self._check_caller(wf)
             if not ops:
                 return wf
             wpath = self._paths(workflow_id)[1]
@@ -324,6 +329,7 @@ class WorkflowStore:
                 except (NotFoundError, IntegrityError):
                     current = None
                 if current is not None:
+                    self._check_caller(current)
                     wf.owner = current.owner
                     wf.revision = max(wf.revision, current.revision) + 1
             gen, last_seq = self._position(wf.id)
@@ -344,6 +350,11 @@ class WorkflowStore:
         """Remove a workflow's files (not its checkpoints). :returns: whether it existed."""
         existed = self.exists(workflow_id)
         with self.lock(workflow_id):
+            if self.caller is not None:
+                try:
+                    self._check_caller(self._read(workflow_id, fallback=True)[0])
+                except (NotFoundError, IntegrityError):
+                    pass  # nothing readable to fence with
             for path in self._files(workflow_id):
                 try:
                     os.unlink(path)
@@ -383,6 +394,20 @@ class WorkflowStore:
         return True
 
     # -- internals ----------------------------------------------------------------------
+
+    def _check_caller(self, wf: Workflow) -> None:
+        """Refuse a write by :attr:`caller` to a workflow its session owns under a newer
+        epoch (lock held). Epochs of different sessions are not compared: they count
+        different leases.
+
+        :raises StaleEpochError:
+        """
+        caller = self.caller
+        if caller is None or wf.owner is None or wf.owner.get("session_id") != caller[0]:
+            return
+        current = int(wf.owner["epoch"])
+        if caller[1] < current:
+            raise StaleEpochError(f"workflow {wf.id} (session {caller[0]})", caller[1], current)
 
     def _files(self, wid: str) -> builtins.list[str]:
         s, w = self.state.workflow_state(wid), self.state.workflow_wal(wid)

@@ -161,6 +161,9 @@ def verify(
             if progress:
                 progress(1)
     _verify_checkpoint_chains(state, report)
+    from claude_state.domain.fencing import stale_lease_problems
+
+    report.problems.extend(stale_lease_problems(state))  # old lease files put back
     return report
 
 
