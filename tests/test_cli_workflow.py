@@ -208,7 +208,9 @@ def test_checkpoint_create_list_show_restore_keys(rel: CLI) -> None:
             "description",
             "created_at",
             "incremental",
+            "damaged",  # added: damaged checkpoints are listed, marked
         }
+        assert c["damaged"] is False
     assert listed[0]["description"] == "before build"
     assert rel.ok("checkpoint", "list") == listed
 
