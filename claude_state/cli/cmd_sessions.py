@@ -51,15 +51,45 @@ def _summaries(ctx: Context) -> list[dict[str, Any]]:
     sd = ctx.state_if_exists()
     if not sd.exists():
         return []
+    from claude_state.domain.damage import classify
+
     store = SessionStore(sd)
     out = []
     for sid in store.ids():
+        # A damaged lease, record or journal: listed with the damage named, its status
+        # judged from what still reads (domain/damage.py), never dropped or "active".
+        d = classify(sd, sid)
         try:
-            out.append(store.summary(sid))
-        except (IntegrityError, NotFoundError):
+            row = store.summary(sid, rec=d.record if d else None)
+        except NotFoundError:
             continue
+        except IntegrityError:
+            if d is None:
+                continue
+            row = _damaged_row(sid, d)
+        row["problems"] = d.problems if d is not None else []
+        if d is not None:
+            row["status"] = d.status
+        out.append(row)
     out.sort(key=lambda s: s["last_activity"] or "", reverse=True)
     return out
+
+
+def _damaged_row(sid: str, d: Any) -> dict[str, Any]:
+    """The ``sessions list`` row of a session whose record does not read."""
+    from claude_state.domain.sessions import iso_or_none
+
+    rec = d.record
+    lease = d.lease
+    return {
+        "id": sid,
+        "status": d.status,
+        "pid": lease.info.owner.pid if lease is not None else None,
+        "host": lease.info.owner.host if lease is not None else None,
+        "started_at": iso_or_none(rec.started_at) if rec is not None else None,
+        "last_activity": iso_or_none(rec.last_activity) if rec is not None else None,
+        "workflows": list(rec.workflows) if rec is not None else [],
+    }
 
 
 def run_list(args: argparse.Namespace, ctx: Context) -> int:
@@ -88,6 +118,9 @@ def run_list(args: argparse.Namespace, ctx: Context) -> int:
     lines = [
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table
     ]
+    for r in rows:
+        for p in r["problems"]:
+            lines.append(f"damaged: {r['id']}: {p['kind']} {p['path']}: {p['detail']}")
     if any(r["status"] == "crashed" for r in rows):
         lines.append("\ncrashed sessions can be recovered: claude-state recover")
     ctx.emit(rows, "\n".join(lines))
@@ -95,11 +128,17 @@ def run_list(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def run_show(args: argparse.Namespace, ctx: Context) -> int:
+    from claude_state.domain.damage import classify
     from claude_state.domain.sessions import SessionStore
     from claude_state.ids import validate_id
 
     sid = validate_id(args.sid, "session id")
-    d = SessionStore(ctx.state_if_exists()).summary(sid, detail=True)
+    sd = ctx.state_if_exists()
+    harm = classify(sd, sid)  # a damaged record still fails below, naming its file
+    d = SessionStore(sd).summary(sid, detail=True, rec=harm.record if harm else None)
+    d["problems"] = harm.problems if harm is not None else []
+    if harm is not None:
+        d["status"] = harm.status
     lines = [
         f"session        {d['id']}",
         f"status         {d['status']}",
@@ -127,6 +166,8 @@ def run_show(args: argparse.Namespace, ctx: Context) -> int:
             )
     if d["in_flight"]:
         lines.append(f"in flight (no PostToolUse): {len(d['in_flight'])}")
+    for p in d["problems"]:
+        lines.append(f"damaged: {p['kind']} {p['path']}: {p['detail']}")
     if d["status"] == "crashed":
         lines.append(f"\nthis session crashed; recover it with: claude-state recover {d['id']}")
     ctx.emit(d, "\n".join(lines))

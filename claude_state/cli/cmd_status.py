@@ -27,13 +27,23 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     counts = {"active": 0, "crashed": 0, "ended": 0, "recovered": 0}
     workflows: list[dict[str, Any]] = []
     crashed: list[recovery.RecoveryPlan] = []
+    damaged: list[dict[str, Any]] = []
     if sd.exists():
+        from claude_state.domain.damage import classify
+
         store = SessionStore(sd)
         for sid in store.ids():
             try:
                 st = store.status(sid)
-            except (IntegrityError, NotFoundError):
+            except NotFoundError:
                 continue
+            except IntegrityError:
+                # Never dropped: counted by what still reads (possibly crashed), named.
+                harm = classify(sd, sid)
+                if harm is None:  # repaired meanwhile
+                    continue
+                st = harm.status
+                damaged.append(harm.to_dict())
             counts[st] += 1
             if st == "crashed":
                 crashed.append(recovery.plan(sd, sid))
@@ -53,6 +63,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         "sessions": counts,
         "workflows": workflows,
         "crashed": [p.to_dict() for p in crashed],
+        "damaged": damaged,
         "state_dir": sd.root,
     }
     lines = [f"state: {sd.root}", "sessions: " + ", ".join(f"{n} {k}" for k, n in counts.items())]
@@ -63,6 +74,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             lines.append(f"  {w['id']:<24} {w['status']:<10} {w['progress']:>5}%{cur}")
     else:
         lines.append("workflows: none")
+    if damaged:
+        lines.append("")
+        lines.append(f"{len(damaged)} session(s) with damaged files (claude-state verify):")
+        for d in damaged:
+            for p in d["problems"]:
+                lines.append(f"  {d['session_id']} ({d['status']}): {p['kind']} {p['path']}")
     if crashed:
         from claude_state.cli.cmd_recover import render
 

@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from claude_state.domain import leases
+from claude_state.domain import damage, leases
 from claude_state.domain.sessions import (
     OnEvent,
     SessionRecord,
@@ -133,6 +133,9 @@ def find_crashed(state: StateDir) -> list[str]:
                     continue
                 lease = leases.parse(doc, entry.path)
             except IntegrityError:
+                # A damaged lease is no evidence of a live owner (domain/damage.py).
+                if is_valid_id(sid) and damage.lease_possibly_crashed(state, sid):
+                    candidates.append(sid)
                 continue
             v = leases.verdict(lease, here=here)
             if v is not None and is_stale(v):
@@ -303,6 +306,9 @@ def plan(state: StateDir, sid: str) -> RecoveryPlan:
     :raises NotFoundError: unknown session. :raises InvalidIdError: bad id.
     """
     validate_id(sid, "session id")
+    damaged = damage.damaged_plan(state, sid)  # a file of the session does not read
+    if damaged is not None:
+        return damaged
     store = SessionStore(state)
     rec = store.peek(sid)
     status = store.status(sid, rec)
@@ -375,12 +381,13 @@ def apply(
         fresh = plan(state, sid)
         if fresh.status != "crashed":
             if fresh.status == "active":
+                damage.refuse_live(state, sid)  # a damaged lease: named by the agent pid
                 lease = leases.read(state, sid)
                 pid = lease.info.owner.pid if lease else None
                 raise LeaseHeldError(sid, pid, lease.info.owner.host if lease else "")
             fresh.applied = True
             return fresh
-        changes: list[str] = []
+        changes: list[str] = damage.replace_damaged_lease(state, sid)
         lease = leases.read(state, sid)
         assert lease is not None  # crashed implies a lease
         if lease.held:

@@ -1,0 +1,253 @@
+"""Sessions whose files are damaged: named, and treated as possibly crashed.
+
+A session is judged from three files: its lease (who owns it, alive or not), its record
+and its journal. When one of them cannot be read, the usual judgement fails, and it
+used to fail quietly: ``status`` skipped the session, the crash scan took a damaged
+lease for "not crashed", ``sessions list`` showed ``active``. One flipped bit could
+hide a crash. Here such a session is classified from whatever still reads:
+
+* a readable record or tombstone that says the session ended or was recovered wins;
+* a readable held lease is judged as usual (its owner alive: ``active``, gone:
+  ``crashed``);
+* otherwise nothing proves an owner is alive: a damaged lease is no evidence of one.
+  Only the agent pid the record noted, still running, keeps the session ``active``
+  (conservative: a live agent is never fenced off on a guess); else it is ``crashed``,
+  so ``status`` counts it, ``recover`` plans it and ``SessionStart`` announces it, the
+  damage named each time.
+
+Recovering a session whose lease is damaged first replaces the lease by a ``broken``
+tombstone whose epoch is past every epoch known for the session (the damaged file's
+frame header, which carries the epoch as its generation, and its workflows' owner
+epochs), so fencing still holds; the usual recovery then proceeds.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from claude_state.errors import IntegrityError, LeaseHeldError, NotFoundError
+from claude_state.storage.layout import StateDir
+
+if TYPE_CHECKING:
+    from claude_state.domain.leases import LeaseRecord
+    from claude_state.domain.recovery import RecoveryPlan
+    from claude_state.domain.sessions import SessionRecord
+
+__all__ = [
+    "SessionDamage",
+    "classify",
+    "damaged_plan",
+    "damaged_sessions",
+    "lease_possibly_crashed",
+    "refuse_live",
+    "replace_damaged_lease",
+]
+
+
+@dataclass
+class SessionDamage:
+    """What is damaged in one session, and the status judged from what still reads."""
+
+    session_id: str
+    status: str
+    problems: list[dict[str, str]] = field(default_factory=list)
+    record: SessionRecord | None = None
+    lease: LeaseRecord | None = None
+    lease_damaged: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "status": self.status,
+            "problems": [dict(p) for p in self.problems],
+        }
+
+    def describe(self) -> str:
+        return "; ".join(f"{p['kind']}: {p['detail']}" for p in self.problems)
+
+
+def classify(state: StateDir, sid: str) -> SessionDamage | None:
+    """The damage in session *sid*'s files, or None when they all read."""
+    from claude_state.domain import leases
+    from claude_state.domain.sessions import SessionStore
+
+    problems: list[dict[str, str]] = []
+    lease = None
+    lease_damaged = False
+    try:
+        lease = leases.read(state, sid)
+    except IntegrityError as exc:
+        lease_damaged = True
+        problems.append({"path": state.lease(sid), "kind": "damaged_lease", "detail": _detail(exc)})
+    record = None
+    try:
+        record = SessionStore(state).peek(sid)
+    except NotFoundError:
+        pass
+    except IntegrityError as exc:
+        path = exc.path or state.session_record(sid)
+        kind = "damaged_journal" if path.endswith(".wal") else "damaged_record"
+        problems.append({"path": path, "kind": kind, "detail": _detail(exc)})
+    if not problems:
+        return None
+    return SessionDamage(
+        sid, _judge(record, lease), problems, record, lease, lease_damaged=lease_damaged
+    )
+
+
+def _detail(exc: IntegrityError) -> str:
+    text = str(exc)
+    prefix = f"{exc.path}: " if exc.path else ""
+    return text[len(prefix) :] if prefix and text.startswith(prefix) else text
+
+
+def _judge(record: SessionRecord | None, lease: LeaseRecord | None) -> str:
+    from claude_state.domain import leases
+    from claude_state.domain.procinfo import pid_alive
+    from claude_state.domain.sessions import lease_says_crashed
+
+    if record is not None and record.status in ("ended", "recovered"):
+        return record.status
+    if lease is not None:
+        if lease.released and lease.reason == leases.REASON_ENDED:
+            return "ended"
+        if lease.released and lease.reason == leases.REASON_RECOVERED:
+            return "recovered"
+        return "crashed" if lease_says_crashed(lease) else "active"
+    pid = record.agent_pid if record is not None else None
+    if isinstance(pid, int) and pid_alive(pid):
+        return "active"
+    return "crashed"
+
+
+def damaged_plan(state: StateDir, sid: str) -> RecoveryPlan | None:
+    """The recovery plan of *sid* when its files are damaged (None when they read):
+    the damage is named in ``estimated_data_loss``; workflows are found from what
+    still reads (the record, or the workflows' owners)."""
+    from claude_state.domain import recovery
+    from claude_state.domain.sessions import SessionRecord
+
+    d = classify(state, sid)
+    if d is None:
+        return None
+    rec = d.record or SessionRecord(id=sid)
+    named = f"damaged files: {d.describe()}"
+    epoch = d.lease.epoch if d.lease is not None else 0
+    if d.status != "crashed":
+        return recovery.RecoveryPlan(
+            sid,
+            recovery.STRATEGY_NOTHING,
+            f"none: the session is {d.status} ({named})",
+            applied=d.status == "recovered",
+            status=d.status,
+            last_activity=recovery._last_activity(rec),
+            lease_epoch=epoch,
+        )
+    workflows = recovery.unfinished_workflows(state, sid, rec)
+    if any(w["status"] == "damaged" for w in workflows):
+        strategy = recovery.STRATEGY_RESTORE
+    else:
+        strategy = recovery.STRATEGY_WAL  # at least the damaged lease is set right
+    loss = recovery._data_loss(rec, workflows) if d.record is not None else "unknown"
+    return recovery.RecoveryPlan(
+        session_id=sid,
+        strategy=strategy,
+        estimated_data_loss=f"{named}; {loss}",
+        recoverable_workflows=workflows,
+        status="crashed",
+        last_activity=recovery._last_activity(rec),
+        in_flight_tool_calls=[dict(c) for c in rec.in_flight.values()],
+        lease_epoch=epoch,
+    )
+
+
+def lease_possibly_crashed(state: StateDir, sid: str) -> bool:
+    """For the crash scan: whether *sid*, whose lease did not read, counts as crashed."""
+    d = classify(state, sid)
+    return d is not None and d.status == "crashed"
+
+
+def refuse_live(state: StateDir, sid: str) -> None:
+    """For recovery of a session judged active despite a damaged lease: refuse as for
+    any live owner, naming the agent pid the record noted.
+
+    :raises LeaseHeldError: the lease is damaged (nothing happens when it reads).
+    """
+    d = classify(state, sid)
+    if d is not None and d.lease_damaged:
+        pid = d.record.agent_pid if d.record is not None else None
+        raise LeaseHeldError(sid, pid, "this host (its lease is damaged)")
+
+
+def replace_damaged_lease(state: StateDir, sid: str) -> list[str]:
+    """Before recovering *sid*: a damaged lease becomes a ``broken`` tombstone.
+
+    :returns: the change made (empty when the lease reads).
+    :raises LeaseHeldError: the agent pid the record noted still runs.
+    """
+    from claude_state.domain import leases
+    from claude_state.domain.procinfo import ProcessIdentity, pid_alive
+    from claude_state.domain.staleness import LeaseInfo
+    from claude_state.storage import frame
+
+    with leases._lock(state, sid):
+        try:
+            leases.read(state, sid)
+            return []
+        except IntegrityError as exc:
+            cause = _detail(exc)
+        d = classify(state, sid)
+        rec = d.record if d is not None else None
+        pid = rec.agent_pid if rec is not None else None
+        if isinstance(pid, int) and pid_alive(pid):
+            raise LeaseHeldError(sid, pid, "this host (its lease is damaged)")
+        known = [0]
+        try:
+            with open(state.lease(sid), "rb") as f:
+                known.append(frame.decode_header(f.read(frame.HEADER_SIZE)).generation)
+        except (OSError, IntegrityError):
+            pass  # the header is damaged too
+        known.extend(_owner_epochs(state, sid))
+        epoch = max(known) + 1
+        owner = ProcessIdentity(
+            pid=pid if isinstance(pid, int) and pid > 0 else 1,
+            start_time=None,
+            boot_id="",
+            host=(rec.host if rec is not None and rec.host else "") or "unknown",
+        )
+        now = time.time()
+        info = LeaseInfo(sid, owner, epoch, heartbeat_at=now, acquired_at=now)
+        leases._write(state, leases.LeaseRecord(info, True, leases.REASON_BROKEN, now))
+    return [f"replaced the damaged lease ({cause}) by a broken tombstone (epoch {epoch})"]
+
+
+def _owner_epochs(state: StateDir, sid: str) -> list[int]:
+    from claude_state.domain.store import WorkflowStore
+
+    store = WorkflowStore(state)
+    out = []
+    try:
+        for wf in store.list():
+            owner = wf.owner or {}
+            if owner.get("session_id") == sid and isinstance(owner.get("epoch"), int):
+                out.append(int(owner["epoch"]))
+    finally:
+        store.close()
+    return out
+
+
+def damaged_sessions(state: StateDir) -> list[SessionDamage]:
+    """Every session with a damaged file (for ``status`` and ``sessions list``)."""
+    from claude_state.domain.sessions import SessionStore
+
+    out: list[SessionDamage] = []
+    if not os.path.isdir(state.sessions):
+        return out
+    for sid in SessionStore(state).ids():
+        d = classify(state, sid)
+        if d is not None:
+            out.append(d)
+    return out
