@@ -170,7 +170,12 @@ class WorkflowStore:
     def resolve(self, value: Any) -> Any:
         """The user's value for a stored one: read from its blob when it is a reference
         (step outputs are loaded lazily), unescaped (``domain/userdata.py``)."""
-        return unescape(self.blobs.resolve(value))
+        if is_ref(value):
+            data = self.blobs.get(value)
+            loaded = frame.loads(data)
+            # A large value is walked only when its bytes hold an envelope at all.
+            return unescape(loaded) if may_need_escape(data) else loaded
+        return unescape(value)
 
     def output(self, workflow_id: str, step_id: str) -> Any:
         """The output of a step, read from its blob when it was stored as one."""
