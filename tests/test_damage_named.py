@@ -147,3 +147,20 @@ def test_damaged_record_or_journal_is_counted_and_named(state: StateDir, which: 
     assert [p["kind"] for p in d["problems"]] == [kind] and d["problems"][0]["path"] == path
     [row] = js(state, "sessions", "list")
     assert row["status"] == "crashed" and row["problems"][0]["kind"] == kind
+
+
+def test_a_quarantined_lease_does_not_hide_the_crash(state: StateDir) -> None:
+    """``verify --repair`` moves the damaged lease away; the session is not "active" for
+    want of a lease: counted crashed, named, and found by a plain ``recover``."""
+    kill9(start_agent(state, SID, WID))
+    flip(state.lease(SID))
+    assert cli(state, "verify", "--repair").returncode == 0
+    assert not os.path.exists(state.lease(SID))
+    st = js(state, "status")
+    assert st["sessions"]["crashed"] == 1
+    assert st["damaged"][0]["problems"][0]["kind"] == "quarantined_lease"
+    [done] = js(state, "recover")["plans"]
+    assert done["session_id"] == SID and done["applied"]
+    assert WorkflowStore(state).load(WID).owner == {"session_id": SID, "epoch": 2}
+    after = js(state, "status")
+    assert after["sessions"]["recovered"] == 1 and after["damaged"] == []

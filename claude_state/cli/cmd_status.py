@@ -29,7 +29,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     crashed: list[recovery.RecoveryPlan] = []
     damaged: list[dict[str, Any]] = []
     if sd.exists():
-        from claude_state.domain.damage import classify
+        from claude_state.domain.damage import classify, quarantined_lease
 
         store = SessionStore(sd)
         for sid in store.ids():
@@ -44,6 +44,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                     continue
                 st = harm.status
                 damaged.append(harm.to_dict())
+            else:
+                if st == "active" and quarantined_lease(sd, sid):  # its lease was damaged
+                    harm = classify(sd, sid)
+                    if harm is not None:
+                        st = harm.status
+                        damaged.append(harm.to_dict())
             counts[st] += 1
             if st == "crashed":
                 crashed.append(recovery.plan(sd, sid))

@@ -82,6 +82,19 @@ def classify(state: StateDir, sid: str) -> SessionDamage | None:
     except IntegrityError as exc:
         lease_damaged = True
         problems.append({"path": state.lease(sid), "kind": "damaged_lease", "detail": _detail(exc)})
+    else:
+        q = quarantined_lease(state, sid) if lease is None else None
+        if q is not None:
+            # ``verify --repair`` moved a damaged lease away: its absence is no more
+            # evidence of a live owner than the damage was.
+            lease_damaged = True
+            problems.append(
+                {
+                    "path": q,
+                    "kind": "quarantined_lease",
+                    "detail": "the lease was damaged and moved to quarantine",
+                }
+            )
     record = None
     try:
         record = SessionStore(state).peek(sid)
@@ -96,6 +109,35 @@ def classify(state: StateDir, sid: str) -> SessionDamage | None:
     return SessionDamage(
         sid, _judge(record, lease), problems, record, lease, lease_damaged=lease_damaged
     )
+
+
+def quarantined_lease(state: StateDir, sid: str) -> str | None:
+    """Where ``verify --repair`` put *sid*'s damaged lease, if it did (else None)."""
+    rel = os.path.relpath(state.lease(sid), state.root).replace(os.sep, "__")
+    path = os.path.join(state.root, "quarantine", rel)
+    return path if os.path.exists(path) else None
+
+
+def quarantined_lease_sessions(state: StateDir) -> list[str]:
+    """Sessions whose lease was quarantined and not replaced since (for the crash scan)."""
+    from claude_state.ids import is_valid_id
+
+    prefix = os.path.relpath(state.sessions, state.root).replace(os.sep, "__") + "__"
+    try:
+        names = os.listdir(os.path.join(state.root, "quarantine"))
+    except OSError:
+        return []
+    out = []
+    for name in names:
+        sid = name[len(prefix) : -len(".lease")]
+        if (
+            name.startswith(prefix)
+            and name.endswith(".lease")
+            and is_valid_id(sid)
+            and not os.path.exists(state.lease(sid))
+        ):
+            out.append(sid)
+    return sorted(out)
 
 
 def _detail(exc: IntegrityError) -> str:
@@ -195,10 +237,15 @@ def replace_damaged_lease(state: StateDir, sid: str) -> list[str]:
 
     with leases._lock(state, sid):
         try:
-            leases.read(state, sid)
-            return []
+            current = leases.read(state, sid)
         except IntegrityError as exc:
             cause = _detail(exc)
+            damaged_path = state.lease(sid)
+        else:
+            q = quarantined_lease(state, sid) if current is None else None
+            if q is None:
+                return []
+            cause, damaged_path = "moved to quarantine", q
         d = classify(state, sid)
         rec = d.record if d is not None else None
         pid = rec.agent_pid if rec is not None else None
@@ -206,7 +253,7 @@ def replace_damaged_lease(state: StateDir, sid: str) -> list[str]:
             raise LeaseHeldError(sid, pid, "this host (its lease is damaged)")
         known = [0]
         try:
-            with open(state.lease(sid), "rb") as f:
+            with open(damaged_path, "rb") as f:
                 known.append(frame.decode_header(f.read(frame.HEADER_SIZE)).generation)
         except (OSError, IntegrityError):
             pass  # the header is damaged too

@@ -140,6 +140,9 @@ def find_crashed(state: StateDir) -> list[str]:
             v = leases.verdict(lease, here=here)
             if v is not None and is_stale(v):
                 candidates.append(sid)
+    # A quarantined lease is no more evidence of a live owner than a damaged one.
+    q = damage.quarantined_lease_sessions(state)
+    candidates += [sid for sid in q if damage.lease_possibly_crashed(state, sid)]
     if not candidates:
         return []
     store = SessionStore(state)
