@@ -282,3 +282,24 @@ def test_zip_bomb_control_under_the_limit_is_expanded(tmp_path: Any) -> None:
     code, err, rss = _run_measured([*cmd, "sessions", "import", path], env)
     assert code == 1 and "over the limit" in err
     assert rss < 100 << 20, rss
+
+
+def test_refused_import_does_not_create_the_state_dir(good: dict[str, Any], tmp_path: Any) -> None:
+    import copy
+
+    forged = copy.deepcopy(good)
+    f_duplicate_workflow(forged)
+    bad, ok = str(tmp_path / "bad.bundle"), str(tmp_path / "ok.bundle")
+    with open(bad, "wb") as f:
+        f.write(frame.encode_doc(frame.Kind.BUNDLE, forged))
+    with open(ok, "wb") as f:
+        f.write(frame.encode_doc(frame.Kind.BUNDLE, good))
+    target = str(tmp_path / "fresh" / "state")
+    env = {**os.environ, "CLAUDE_STATE_FSYNC": "0"}
+    cmd = [os.path.join(VENV_BIN, "claude-state"), "--state-dir", target, "sessions", "import"]
+    r = subprocess.run([*cmd, bad], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 1 and "appears twice" in r.stderr
+    assert not os.path.exists(target)
+    r = subprocess.run([*cmd, ok], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr  # control: the unforged bundle creates it
+    assert os.path.isdir(target)

@@ -191,19 +191,24 @@ def run_export(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def run_import(args: argparse.Namespace, ctx: Context) -> int:
-    from claude_state.domain.bundle import import_bundle
-    from claude_state.errors import NotFoundError, StorageError
+    from claude_state.domain.bundle import import_bundle, max_bundle_bytes
+    from claude_state.errors import BundleError, NotFoundError, StorageError
 
+    limit = max_bundle_bytes()
     try:
         with open(args.file, "rb") as f:
-            data = f.read()
+            data = f.read(limit + 1)  # never more than an import would accept
     except FileNotFoundError:
         raise NotFoundError("bundle file", args.file) from None
     except OSError as exc:
         raise StorageError(
             f"could not read {args.file}: {exc.strerror}", args.file, exc.errno
         ) from None
-    result = import_bundle(ctx.state, data)
+    if len(data) > limit:
+        raise BundleError(f"bundle file {args.file} is over the limit of {limit} bytes")
+    # Not ctx.state: a refused import must not even create the state directory (the
+    # import creates it itself once the bundle has been verified).
+    result = import_bundle(ctx.state_if_exists(), data)
     d = result.to_dict()
     if result.imported:
         human = (
