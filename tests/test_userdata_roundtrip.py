@@ -102,19 +102,19 @@ def round_trip(root: str, value: Any) -> list[str]:
     wfs.apply(WID, ops.op_step("a", "completed", output=value, at=now_iso()))
     wfs.apply(WID, ops.op_set_data("k", value, now_iso()))
 
-    def check(store: WorkflowStore, where: str) -> None:
+    def check(store: WorkflowStore, where: str, k: Any = value) -> None:
         try:
             wf = store.load(WID)
             got = {
-                "output": store.resolve(wf.step("a").output),
-                "data": store.resolve(wf.data["k"]),
-                "created": store.resolve(wf.data["d0"]),
+                "output": (store.resolve(wf.step("a").output), value),
+                "data": (store.resolve(wf.data["k"]), k),
+                "created": (store.resolve(wf.data["d0"]), value),
             }
         except ClaudeStateError as exc:
             bad.append(f"{where}: {exc}")
             return
-        for key, v in got.items():
-            if not _same(v, value):
+        for key, (v, want) in got.items():
+            if not _same(v, want):
                 bad.append(f"{where} {key}: {v!r}")
 
     check(wfs, "live")
@@ -122,9 +122,11 @@ def round_trip(root: str, value: Any) -> list[str]:
     cps = CheckpointStore(src, workflows=wfs)
     cid = cps.create(WID)["id"]
     wfs.apply(WID, ops.op_set_data("k", "changed", now_iso()))
-    cps.create(WID)  # an incremental one on top: its delta crosses the user value
+    inc = cps.create(WID)["id"]  # incremental on top: its delta crosses the user value
     if cps.verify(WID):
         bad.append(f"checkpoint verify: {cps.verify(WID)}")
+    cps.restore(inc)
+    check(WorkflowStore(src, blob_threshold=THRESHOLD), "restored incremental", "changed")
     cps.restore(cid)
     check(WorkflowStore(src, blob_threshold=THRESHOLD), "restored")
     try:
@@ -139,7 +141,7 @@ def round_trip(root: str, value: Any) -> list[str]:
 
 
 @settings(
-    max_examples=40,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
