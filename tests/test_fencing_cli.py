@@ -72,11 +72,16 @@ def test_old_session_write_is_refused_and_changes_nothing(recovered: StateDir) -
     assert r.returncode == 4, (r.returncode, r.stderr)
     assert "stale owner epoch 1" in r.stderr and "fenced" in r.stderr
     assert files(recovered) == before
+    from claude_state.domain.checkpoints import CheckpointStore
+
+    [cp] = [c["id"] for c in CheckpointStore(recovered).list(WID) if c["type"] == "recovery"]
     for args in (
         ("workflow", "data", WID, "k", "1"),
         ("workflow", "pause", WID),
         ("workflow", "delete", WID),
         ("workflow", "rollback", WID, "--steps", "1"),
+        ("workflow", "rollback", WID, "--to", cp),
+        ("checkpoint", "restore", cp),
     ):
         r = cli(recovered, *args, sid=SID)
         assert r.returncode == 4, (args, r.returncode, r.stderr)
