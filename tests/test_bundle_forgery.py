@@ -153,6 +153,27 @@ def f_checkpoint_revision_text(d: dict[str, Any]) -> None:
     d["checkpoints"][0] = {**entry, "frame": _cp_frame(body)}
 
 
+def f_delta_not_a_workflow(d: dict[str, Any]) -> None:
+    """An incremental checkpoint whose delta replaces the document with garbage."""
+    i, entry = next((i, e) for i, e in enumerate(d["checkpoints"]) if _cp_body(e)["incremental"])
+    body = _cp_body(entry)
+    body["delta"] = {"r": {"not": "a workflow"}}
+    d["checkpoints"][i] = {**entry, "frame": _cp_frame(body)}
+
+
+def f_chain_loop(d: dict[str, Any]) -> None:
+    """Two incremental checkpoints, each the other's parent: no full one to start from."""
+    inc = [e for e in d["checkpoints"] if _cp_body(e)["incremental"]][0]
+    body = _cp_body(inc)
+    wid = inc["workflow_id"]
+    twin = {**body, "id": "cp-loop-b", "parent": "cp-loop-a"}
+    body.update(id="cp-loop-a", parent="cp-loop-b")
+    d["checkpoints"] += [
+        {"workflow_id": wid, "id": "cp-loop-a", "frame": _cp_frame(body)},
+        {"workflow_id": wid, "id": "cp-loop-b", "frame": _cp_frame(twin)},
+    ]
+
+
 def f_blob_missing(d: dict[str, Any]) -> None:
     d["blobs"] = {}
 
@@ -173,6 +194,8 @@ FORGERIES: list[Callable[[dict[str, Any]], None]] = [
     f_checkpoint_renamed_consistently,
     f_checkpoint_orphan,
     f_checkpoint_revision_text,
+    f_delta_not_a_workflow,
+    f_chain_loop,
     f_blob_missing,
     f_workflow_bad_revision,
 ]

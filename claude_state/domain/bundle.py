@@ -257,6 +257,42 @@ def _check_session_fields(doc: dict[str, Any]) -> None:
             raise BundleError(f"bundle: session field {f.name!r} has a malformed value {v!r}")
 
 
+def _check_chains(
+    bodies: dict[tuple[str, str], dict[str, Any]], parents: dict[tuple[str, str], str | None]
+) -> None:
+    """Every checkpoint rebuilt, as a restore would: its chain ends at a full checkpoint
+    (no loop), every delta fits its parent, and the result is a valid document of the
+    workflow the checkpoint is filed under. :raises BundleError:"""
+    from claude_state.domain.delta import patch
+    from claude_state.domain.model import Workflow
+
+    docs: dict[tuple[str, str], Any] = {}
+    for key in bodies:
+        chain = [key]
+        while chain[-1] not in docs and parents[chain[-1]] is not None:
+            nxt = (key[0], str(parents[chain[-1]]))
+            if nxt in chain:
+                raise BundleError(f"bundle: checkpoint {key[0]}/{key[1]}: its chain loops")
+            chain.append(nxt)
+        for link in reversed(chain):
+            if link in docs:
+                continue
+            body = bodies[link]
+            try:
+                if body["incremental"]:
+                    doc = patch(docs[(link[0], str(parents[link]))], body["delta"])
+                else:
+                    doc = body["doc"]
+                named = Workflow.from_dict(doc).id
+            except ClaudeStateError as exc:
+                raise BundleError(f"bundle: checkpoint {link[0]}/{link[1]}: {exc}") from None
+            if named != link[0]:
+                raise BundleError(
+                    f"bundle: checkpoint {link[0]}/{link[1]} holds workflow {named!r}"
+                )
+            docs[link] = doc
+
+
 def verify_bundle(data: bytes) -> _Verified:
     """Check every byte and field of a bundle; nothing is written.
 
@@ -329,6 +365,7 @@ def verify_bundle(data: bytes) -> _Verified:
         records.append((item[0], _unb64(item[1], "journal record")))
     cps: list[tuple[str, str, bytes]] = []
     parents: dict[tuple[str, str], str | None] = {}
+    bodies: dict[tuple[str, str], dict[str, Any]] = {}
     refs: set[str] = blobmod.collect_refs(session_doc)
     for wf in wf_list:
         collect_refs(wf.to_dict(), refs)
@@ -356,19 +393,14 @@ def verify_bundle(data: bytes) -> _Verified:
         except IntegrityError as exc:
             raise BundleError(f"bundle: checkpoint {wid}/{cid} is malformed: {exc}") from None
         _int_field(cdoc, "revision", f"checkpoint {cid}")
-        if not cdoc["incremental"]:
-            try:
-                named = Workflow.from_dict(cdoc["doc"]).id
-            except ClaudeStateError as exc:
-                raise BundleError(f"bundle: checkpoint {wid}/{cid}: {exc}") from None
-            if named != wid:
-                raise BundleError(f"bundle: checkpoint {wid}/{cid} holds workflow {named!r}")
         parents[(wid, cid)] = cdoc.get("parent") if cdoc["incremental"] else None
+        bodies[(wid, cid)] = cdoc
         collect_refs(cdoc, refs)
         cps.append((wid, cid, raw))
     for (wid, cid), parent in parents.items():
         if parent is not None and (wid, parent) not in parents:
             raise BundleError(f"bundle: checkpoint {wid}/{cid} needs {parent}, not in the bundle")
+    _check_chains(bodies, parents)
     blob_map: dict[str, bytes] = {}
     for h, text in _need(doc, "blobs", dict).items():
         if len(h) != 32 or any(c not in "0123456789abcdef" for c in h):
