@@ -16,12 +16,16 @@ Checkpoints are carried as their files, byte for byte (each is itself a verified
 and incremental ones keep their whole chain since every checkpoint of a workflow is
 exported); blobs carry their content and are checked against their digest.
 
-Import verifies everything before writing anything: the frame, the document's shape,
-every id (no path can escape the state directory), every embedded frame and blob
-digest, that every referenced blob is present, and that nothing would overwrite
-different existing data (:class:`ConflictError`; importing the same bundle twice is a
-no-op). Only then are files written: blobs, checkpoints, workflows, journal, lease, and
-the session record last.
+Import verifies everything before writing anything, and assumes a forger who
+recomputes every checksum: the frame and its declared expanded size (a limit checked
+before decompressing, :func:`max_bundle_bytes`), the document's shape and every field's
+type, every id (no path can escape the state directory), duplicate entries, every
+embedded frame and blob digest, every checkpoint rebuilt as a restore would and found
+to be a document of the workflow it is filed under, that every referenced blob is
+present, the frames to be written encoded, and that nothing would overwrite different
+existing data (:class:`ConflictError`; importing the same bundle twice is a no-op).
+Only then are files written: blobs, checkpoints, workflows, journal, lease, and the
+session record last.
 """
 
 from __future__ import annotations
