@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 from claude_state.storage.layout import StateDir
 
@@ -67,6 +68,10 @@ def main() -> None:
         if early:
             out.write(f"ack {i}\n")
             out.flush()
+            # The acknowledged write reaches the disk a moment later, as it would behind
+            # a write-back cache: wide enough a window that the control's kills land in
+            # it on a loaded machine too (60 kills once missed a bare early ack).
+            time.sleep(0.003)
         op(i)
         if not early:
             out.write(f"ack {i}\n")
