@@ -107,9 +107,7 @@ def start_working(tmp: Path, agent: subprocess.Popen[bytes]) -> None:
     sd = state(tmp)
     wfs = WorkflowStore(sd)
     wfs.create(
-        parse_definition(
-            {"id": WID, "steps": [{"id": "plan"}, {"id": "build", "deps": ["plan"]}]}
-        )
+        parse_definition({"id": WID, "steps": [{"id": "plan"}, {"id": "build", "deps": ["plan"]}]})
     )
     for step, status in (("plan", "running"), ("plan", "completed"), ("build", "running")):
         wfs.apply(WID, op_step(step, status, at=now_iso()))
@@ -169,9 +167,7 @@ def test_a_failed_resume_of_a_crashed_session_keeps_the_crash(
     assert show(tmp_path)["status"] == "recovered"
 
 
-def test_a_control_the_owners_own_session_end_does_end_it(
-    tmp_path: Path, agents: Agents
-) -> None:
+def test_a_control_the_owners_own_session_end_does_end_it(tmp_path: Path, agents: Agents) -> None:
     """The same SessionEnd carrying the owner's pid (its hook outliving it) ends the
     session and releases the lease: the test above fails if ownership is not checked."""
     a = agents.spawn()
