@@ -52,10 +52,14 @@ def describe_workflow(w: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def _call_line(c: dict[str, Any]) -> str:
+def _call_line(c: dict[str, Any], *, in_flight: bool = False) -> str:
+    """One tool call on one line (whitespace, newlines included, collapsed)."""
     summary = _clip(c.get("summary") or "", _CALL_CHARS)
+    name = c.get("tool_name") or "tool"
+    if in_flight:
+        return f"{name}: {summary}" if summary else name
     status = c.get("status") or "?"
-    return f"{c.get('tool_name') or 'tool'} {summary} ({status})".replace("  ", " ")
+    return f"{name}: {summary} ({status})" if summary else f"{name} ({status})"
 
 
 def _crash_section(plan: dict[str, Any]) -> str:
@@ -70,17 +74,29 @@ def _crash_section(plan: dict[str, Any]) -> str:
         lines.append("- It was driving no unfinished workflow.")
     if activity.get("last_prompt"):
         lines.append(f'- Last prompt: "{_clip(activity["last_prompt"], _PROMPT_CHARS)}".')
-    calls = activity.get("last_tool_calls") or []
-    if calls:
-        shown = "; ".join(_call_line(c) for c in calls[-_MAX_CALLS:])
-        lines.append(f"- Last tool calls (oldest first): {shown}.")
     flight = plan.get("in_flight_tool_calls") or []
+    flying = {c.get("tool_use_id") for c in flight if c.get("tool_use_id")}
+    # One call a line: a Bash command holds "; " itself, so calls are never joined with
+    # it; a call in flight is listed once, under "in flight", not also as a last call.
+    calls = [c for c in activity.get("last_tool_calls") or [] if c.get("tool_use_id") not in flying]
+    if calls:
+        lines.append("- Last tool calls (oldest first):")
+        lines.extend(f"  - {_call_line(c)}" for c in calls[-_MAX_CALLS:])
     if flight:
-        lines.append(
-            "- Tool calls in flight when it stopped (no result recorded): "
-            + "; ".join(_call_line(c) for c in flight[:_MAX_CALLS])
-            + "."
-        )
+        lines.append("- Tool calls in flight when it stopped (no result recorded):")
+        lines.extend(f"  - {_call_line(c, in_flight=True)}" for c in flight[:_MAX_CALLS])
+    orphans = plan.get("orphans") or []
+    if orphans:
+        lines.append("- Processes it left running (still alive):")
+        for o in orphans[:_MAX_CALLS]:
+            age = o.get("age_seconds")
+            since = f", running {int(age)}s" if isinstance(age, int | float) else ""
+            lines.append(
+                f"  - pid {o.get('pid')}: {_clip(o.get('command') or '?', _CALL_CHARS)}{since}"
+            )
+        if len(orphans) > _MAX_CALLS:
+            lines.append(f"  - and {len(orphans) - _MAX_CALLS} more")
+        lines.append(f"- `claude-state recover {sid} --kill-orphans` ends them.")
     loss = plan.get("estimated_data_loss")
     if loss:
         lines.append(f"- Estimated data loss: {_clip(loss, 400)}.")
