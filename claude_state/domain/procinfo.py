@@ -743,8 +743,10 @@ def find_orphans(
     server is named only on evidence that it belongs to *this* session's dead agent:
 
     1. **The environment it inherited.** Claude Code exports ``CLAUDE_CODE_SESSION_ID``
-       (and, 2.1.214+, ``CLAUDE_PID``) to the commands its agent runs; every child of a
-       Bash call inherits them, and ``/proc/<pid>/environ`` is the environment the
+       and ``CLAUDE_PID`` to the commands its agent runs (read in 2.1.332's bundle: the
+       Bash tool's and the hooks' environment get ``CLAUDECODE``,
+       ``CLAUDE_CODE_SESSION_ID``, ``CLAUDE_PID``); every child of a Bash call inherits
+       them, and ``/proc/<pid>/environ`` is the environment the
        process was started with (a process cannot rewrite what another one reads there).
        A process qualifies when it carries ``CLAUDE_CODE_SESSION_ID=<session_id>``, or
        ``CLAUDE_PID=<the dead agent's pid>`` and no other session id; and it started

@@ -29,10 +29,13 @@ def write_gitignore(root: str) -> bool:
     Never raises for an ``OSError``: a missing ignore file must not stop the state from
     being recorded.
     """
+    path = os.path.join(root, GITIGNORE)
+    if os.path.lexists(path):
+        return False  # the common case: one lstat, no open (and no write attempted)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     flags |= getattr(os, "O_NOFOLLOW", 0)
     try:
-        fd = os.open(os.path.join(root, GITIGNORE), flags, 0o600)
+        fd = os.open(path, flags, 0o600)
     except OSError:
         return False
     try:
