@@ -276,3 +276,29 @@ def test_d_failed_resume_of_an_unknown_id_names_its_process(tmp_path: Path, agen
     assert listed["pid"] == b.pid
     assert cli(tmp_path, "recover", "--dry-run")["plans"] == []
     assert leases.read(state(tmp_path), SID) is None  # no lease invented for it
+
+
+# -- who the owner is -----------------------------------------------------------------------
+
+
+def test_a_pid_reused_by_another_process_is_not_the_owner(tmp_path: Path, agents: Agents) -> None:
+    """The lease names pid P with another start time (P died, the pid was handed to a new
+    process): a SessionEnd from the new P neither ends the session nor releases the
+    lease, and the session reads as crashed."""
+    from _session_helpers import write_lease
+
+    from claude_state.domain.procinfo import ProcessIdentity
+
+    p = agents.spawn()
+    me = ProcessIdentity.current(p.pid)
+    sd = state(tmp_path)
+    sd.ensure()
+    write_lease(sd, SID, pid=p.pid, start_time="ticks:1", boot_id=me.boot_id, host=me.host)
+    hook(tmp_path, p, "SessionEnd", reason="other")
+    d = show(tmp_path)
+    assert d["status"] == "crashed" and d["foreign_events"] == 1
+    assert lease_of(tmp_path).held
+    # control: the same pid with its real start time is the owner
+    write_lease(sd, SID, pid=p.pid, start_time=me.start_time, boot_id=me.boot_id, host=me.host)
+    hook(tmp_path, p, "SessionEnd", reason="other")
+    assert show(tmp_path)["status"] == "ended" and not lease_of(tmp_path).held
