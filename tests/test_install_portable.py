@@ -225,3 +225,13 @@ def test_gitignore_is_never_written_through_a_symlink_nor_over_a_users_file(
     assert (root / ".gitignore").read_text() == "mine\n"
     (root / ".gitignore").unlink()
     assert write_gitignore(str(root)) is True
+
+
+def test_project_uninstall_also_removes_what_a_project_install_put_in_local(
+    tmp_path: Path, no_claude_state_on_path: None
+) -> None:
+    assert lib.install("project", tmp_path).scope == "local"
+    result = lib.uninstall("project", tmp_path)
+    local = tmp_path / ".claude" / "settings.local.json"
+    assert result.removed_from == local
+    assert json.loads(local.read_bytes()) == {}

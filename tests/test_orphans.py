@@ -220,3 +220,29 @@ def test_context_lists_one_tool_call_a_line_and_the_call_in_flight_once() -> Non
     assert text.count("make upload") == 1  # the call in flight, once
     i = lines.index("- Tool calls in flight when it stopped (no result recorded):")
     assert lines[i + 1] == "  - Bash: make upload; make notify"
+
+
+def test_a_resume_after_the_kill_tells_the_new_agent_what_is_still_running(
+    tmp_path: Path, procs: Procs
+) -> None:
+    """The common path: the crashed session is resumed (and recovered on the way), so no
+    other session's context names it; the resumed agent's own context does."""
+    agent, sh_pid, sleep_pid = start_agent(procs)
+    r = run_hook(
+        event("SessionStart", SID, source="startup"), hook_env(tmp_path, CLAUDE_PID=str(agent.pid))
+    )
+    assert r.returncode == 0, r.stderr
+    agent.kill()
+    agent.wait(10)
+    resumed = subprocess.Popen(["sleep", "60"])
+    procs.popen.append(resumed)
+    r = run_hook(
+        event("SessionStart", SID, source="resume"), hook_env(tmp_path, CLAUDE_PID=str(resumed.pid))
+    )
+    doc = check_stdout(r.stdout, "SessionStart")
+    assert doc is not None, r.stderr
+    text = doc["hookSpecificOutput"]["additionalContext"]
+    assert f"The previous agent of this session ({SID}) was killed" in text
+    assert f"pid {sleep_pid}: sleep 60" in text and f"pid {sh_pid}:" in text
+    # the session itself is the resumed agent's now
+    assert cli(tmp_path, "sessions", "show", SID)["pid"] == resumed.pid

@@ -94,7 +94,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if action == "install":
         data["reason"] = result.reason
         data["command"] = result.command
-        data["removed_from"] = None if result.removed_from is None else str(result.removed_from)
+    data["removed_from"] = None if result.removed_from is None else str(result.removed_from)
     if dry_run:
         data["settings"] = result.settings
     ctx.emit(data, _human(action, result, result.scope, dry_run))
@@ -128,6 +128,9 @@ def _human(action: str, result: InstallResult, scope: str, dry_run: bool) -> str
         else:
             text = f"Removed claude-state hooks from {where} for: {events}."
     text += why
+    if action != "install" and result.removed_from is not None:
+        verb = "Would also remove" if dry_run else "Also removed"
+        text += f"\n{verb} claude-state hooks from {result.removed_from}."
     if dry_run:
         import orjson
 

@@ -88,19 +88,36 @@ def _crash_section(plan: dict[str, Any]) -> str:
     orphans = plan.get("orphans") or []
     if orphans:
         lines.append("- Processes it left running (still alive):")
-        for o in orphans[:_MAX_CALLS]:
-            age = o.get("age_seconds")
-            since = f", running {int(age)}s" if isinstance(age, int | float) else ""
-            lines.append(
-                f"  - pid {o.get('pid')}: {_clip(o.get('command') or '?', _CALL_CHARS)}{since}"
-            )
-        if len(orphans) > _MAX_CALLS:
-            lines.append(f"  - and {len(orphans) - _MAX_CALLS} more")
+        lines.extend(_process_lines(orphans))
         lines.append(f"- `claude-state recover {sid} --kill-orphans` ends them.")
     loss = plan.get("estimated_data_loss")
     if loss:
         lines.append(f"- Estimated data loss: {_clip(loss, 400)}.")
     lines.append(f"- `claude-state recover {sid}` recovers it (`--dry-run` shows the plan).")
+    return "\n".join(lines)
+
+
+def _process_lines(orphans: Sequence[dict[str, Any]]) -> list[str]:
+    """One process a line: pid, command, how long it has run."""
+    lines = []
+    for o in orphans[:_MAX_CALLS]:
+        age = o.get("age_seconds")
+        since = f", running {int(age)}s" if isinstance(age, int | float) else ""
+        lines.append(
+            f"  - pid {o.get('pid')}: {_clip(o.get('command') or '?', _CALL_CHARS)}{since}"
+        )
+    if len(orphans) > _MAX_CALLS:
+        lines.append(f"  - and {len(orphans) - _MAX_CALLS} more")
+    return lines
+
+
+def _left_running_section(sid: str, orphans: Sequence[dict[str, Any]]) -> str:
+    lines = [
+        f"The previous agent of this session ({sid}) was killed; processes it started are "
+        "still running:"
+    ]
+    lines.extend(_process_lines(orphans))
+    lines.append("`kill <pid>` ends one that is no longer needed.")
     return "\n".join(lines)
 
 
@@ -118,6 +135,7 @@ def build_context(
     session_id: str | None = None,
     source: str | None = None,
     unfinished: Sequence[dict[str, Any]] = (),
+    left_running: Sequence[dict[str, Any]] = (),
     limit: int = MAX_CHARS,
 ) -> str:
     """The context text, at most *limit* characters ("" when there is nothing to say).
@@ -126,8 +144,12 @@ def build_context(
         order; the most recently active are described first.
     :param session_id: the session starting; with *unfinished*, its own open workflows
         (after a resume or a compaction).
+    :param left_running: processes the session's own killed agent left running (a
+        resume after a crash: :attr:`RecoveryPlan.orphans` of the recovery it ran).
     """
     parts: list[str] = []
+    if left_running and session_id:
+        parts.append(_left_running_section(session_id, left_running))
     if unfinished and session_id:
         parts.append(_resume_section(session_id, source or "resumed", unfinished))
     plans = sorted(

@@ -421,13 +421,18 @@ def _announce_crash(e: Event, sid: str, plan: Any) -> None:
 def _on_session_start(e: Event) -> bytes:
     source = e.data.get("source")
     source = source if isinstance(source, str) else "startup"
+    left_running: list[dict[str, Any]] = []
     if source in ("resume", "startup", "fork"):
         # A crashed session being resumed in a new process: recover it first, so its
-        # interrupted steps are ready to retry and the old epoch is fenced off.
+        # interrupted steps are ready to retry and the old epoch is fenced off. What its
+        # dead agent left running is told to the new one (nobody else will see it: the
+        # session is no longer crashed once resumed).
         try:
             from claude_state.domain.recovery import recover_for_resume
 
-            recover_for_resume(e.state, e.sid)
+            resumed = recover_for_resume(e.state, e.sid)
+            if resumed is not None:
+                left_running = list(resumed.orphans)
         except Exception as exc:
             log(e.state, f"SessionStart {e.sid}: recovery before resume failed: {exc!r}")
     record = _drain(e)
@@ -445,11 +450,17 @@ def _on_session_start(e: Event) -> bytes:
             unfinished = unfinished_workflows(e.state, e.sid, record)
         except ClaudeStateError as exc:
             log(e.state, f"SessionStart {e.sid}: unfinished workflows unknown: {exc}")
-    if not crashed and not unfinished:
+    if not crashed and not unfinished and not left_running:
         return b""
     from claude_state.adapters.claude_code.context import build_context
 
-    text = build_context(crashed, session_id=e.sid, source=source, unfinished=unfinished)
+    text = build_context(
+        crashed,
+        session_id=e.sid,
+        source=source,
+        unfinished=unfinished,
+        left_running=left_running,
+    )
     return _answer("SessionStart", {"additionalContext": text}) if text else b""
 
 

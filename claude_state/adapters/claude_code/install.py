@@ -743,6 +743,18 @@ def uninstall(
     """Remove claude-state's hooks (and only those) from the settings file for *scope*.
 
     A missing file is not an error: there is nothing to remove and nothing is created.
+    ``project`` also removes ours from the local settings, where a project install puts
+    them when it cannot write a portable command (:func:`install_plan`); that file is
+    reported in ``removed_from``.
     """
     path, changed, old, new, _ = _apply(scope, project_dir, dry_run, remove_hooks)
-    return InstallResult(path, changed, new, _events_with_ours(old), scope)
+    removed: Path | None = None
+    if scope == "project":
+        local = Path(os.path.realpath(settings_path("local", project_dir)))
+        try:
+            if _events_with_ours(_read(local)[1]):
+                _apply("local", project_dir, dry_run, remove_hooks)
+                removed = local
+        except ClaudeStateError:
+            pass  # a broken local file is not ours to judge
+    return InstallResult(path, changed, new, _events_with_ours(old), scope, removed_from=removed)
