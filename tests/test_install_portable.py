@@ -235,3 +235,14 @@ def test_project_uninstall_also_removes_what_a_project_install_put_in_local(
     local = tmp_path / ".claude" / "settings.local.json"
     assert result.removed_from == local
     assert json.loads(local.read_bytes()) == {}
+
+
+def test_a_project_venv_without_claude_state_is_never_committed_to(tmp_path: Path) -> None:
+    """Whatever PATH holds, the committed command would pick the project's .venv first,
+    and it lacks claude-state: the hooks go to the local settings, and the reason says
+    how to fix it."""
+    base = _base_python_without_claude_state()
+    _exec_script(tmp_path / ".venv" / "bin" / "python", base)
+    result = lib.install("project", tmp_path)
+    assert result.scope == "local" and "does not have claude-state" in result.reason
+    assert not (tmp_path / ".claude" / "settings.json").exists()

@@ -668,13 +668,24 @@ def install_plan(
         )
     base = os.path.abspath(project_dir if project_dir is not None else os.getcwd())
     venv_python = os.path.join(base, ".venv", "bin", "python")
-    if os.access(venv_python, os.X_OK) and _imports_claude_state(venv_python):
+    here = os.path.abspath(sys.executable)
+    if os.access(venv_python, os.X_OK):
+        if _imports_claude_state(venv_python):
+            return (
+                "project",
+                PORTABLE_COMMAND,
+                "the project's .venv has claude-state: the committed settings run "
+                '"$CLAUDE_PROJECT_DIR"/.venv/bin/python, which works on every clone where '
+                "the project's environment exists, and name no path of this machine",
+            )
+        # The committed command would pick this .venv and find no claude-state in it.
         return (
-            "project",
-            PORTABLE_COMMAND,
-            "the project's .venv has claude-state: the committed settings run "
-            '"$CLAUDE_PROJECT_DIR"/.venv/bin/python, which works on every clone where the '
-            "project's environment exists, and name no path of this machine",
+            "local",
+            hook_command(),
+            f"the project's .venv ({venv_python}) does not have claude-state, and the "
+            "committed command would run it; until claude-state is installed there "
+            f"(.venv/bin/pip install claude-state), this machine's path ({here}) goes to "
+            ".claude/settings.local.json, which is not committed",
         )
     import shutil
 
@@ -690,7 +701,7 @@ def install_plan(
     return (
         "local",
         hook_command(),
-        f"claude-state runs from {os.path.abspath(sys.executable)}, outside the project's "
+        f"claude-state runs from {here}, outside the project's "
         ".venv, and is not on PATH: that path exists only on this machine, so the hooks go "
         "to .claude/settings.local.json (not committed) instead of .claude/settings.json",
     )
