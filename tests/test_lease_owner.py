@@ -68,8 +68,14 @@ def agents() -> Iterator[Agents]:
             p.wait(10)
 
 
-def hook(tmp: Path, agent: subprocess.Popen[bytes], name: str, **fields: Any) -> bytes:
-    env = hook_env(tmp, CLAUDE_PID=str(agent.pid))
+def hook(
+    tmp: Path,
+    agent: subprocess.Popen[bytes],
+    name: str,
+    env_extra: dict[str, str] | None = None,
+    **fields: Any,
+) -> bytes:
+    env = hook_env(tmp, CLAUDE_PID=str(agent.pid), **(env_extra or {}))
     r = run_hook(event(name, SID, **fields), env)
     assert r.returncode == 0, r.stderr.decode()
     return r.stdout
@@ -302,3 +308,43 @@ def test_a_pid_reused_by_another_process_is_not_the_owner(tmp_path: Path, agents
     write_lease(sd, SID, pid=p.pid, start_time=me.start_time, boot_id=me.boot_id, host=me.host)
     hook(tmp_path, p, "SessionEnd", reason="other")
     assert show(tmp_path)["status"] == "ended" and not lease_of(tmp_path).held
+
+
+def test_plugins_are_not_told_a_foreign_session_end_ends_the_session(
+    tmp_path: Path, agents: Agents, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plugins get a non-owner's SessionEnd as the event it is (``hook_event``), never as
+    ``session_end``; the owner's SessionEnd is a ``session_end`` (the control)."""
+    from claude_state.plugins import hookimpl, manager
+    from claude_state.plugins.dispatch import drain
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.ends: list[str] = []
+            self.events: list[str] = []
+
+        @hookimpl
+        def session_end(self, session: Any, reason: str) -> None:
+            self.ends.append(reason)
+
+        @hookimpl
+        def hook_event(self, session: Any, event: Any) -> None:
+            self.events.append(event.name)
+
+    quiet = {"CLAUDE_STATE_PLUGINS": "none"}  # the hooks only record; we drain below
+    a, b = agents.spawn(), agents.spawn()
+    hook(tmp_path, a, "SessionStart", quiet, source="startup")
+    hook(tmp_path, b, "SessionEnd", quiet, reason="other")
+    hook(tmp_path, a, "SessionEnd", quiet, reason="prompt_input_exit")
+    monkeypatch.delenv("CLAUDE_STATE_PLUGINS", raising=False)
+    monkeypatch.setenv("CLAUDE_STATE_CONFIG", str(tmp_path / "none.json"))
+    manager.reset()
+    try:
+        r = Recorder()
+        sd = state(tmp_path)
+        manager.get_plugin_manager(sd).register(r, name="recorder")
+        drain(sd, SID)
+    finally:
+        manager.reset()
+    assert r.events == ["SessionStart", "SessionEnd", "SessionEnd"]
+    assert r.ends == ["prompt_input_exit"]
