@@ -546,10 +546,13 @@ def test_init_json_and_idempotent(tmp_path: Path) -> None:
     state = tmp_path / "s"
     first = run("--json", "init", state=state)
     assert first.code == 0 and first.err == "", first
-    assert one_json_document(first.out) == {"state_dir": str(state)}
+    assert one_json_document(first.out) == {
+        "state_dir": str(state),
+        "gitignore": str(state / ".gitignore"),
+    }
     before = listing(state)
     assert sorted(before) == sorted(
-        ["blobs", "checkpoints", "logs", "sessions", "temp", "workflows"]
+        [".gitignore", "blobs", "checkpoints", "logs", "sessions", "temp", "workflows"]
     )
     second = run("init", "--json", state=state)
     assert (second.code, second.out, second.err) == (0, first.out, "")

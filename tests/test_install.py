@@ -62,6 +62,20 @@ def our_handlers(settings: dict[str, Any], event: str) -> list[dict[str, Any]]:
     ]
 
 
+@pytest.fixture(autouse=True)
+def claude_state_on_path(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """A ``claude-state`` on PATH, so a project install is portable in these tests
+    whatever the machine's PATH holds (tests of the other cases replace PATH)."""
+    bindir = tmp_path_factory.mktemp("pathbin")
+    stub = bindir / "claude-state"
+    stub.write_text("#!/bin/sh\nexit 0\n")
+    stub.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
+    return stub
+
+
 def write_json(path: Path, data: object) -> bytes:
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = (json.dumps(data, indent=2) + "\n").encode()
@@ -74,13 +88,13 @@ def write_json(path: Path, data: object) -> bytes:
 
 def test_hook_command_exact_format_and_absolute_path() -> None:
     assert lib.hook_command("/usr/bin/python3") == (
-        "/usr/bin/python3 -I -c 'from claude_state.adapters.claude_code.hot import main; main()'"
+        "/usr/bin/python3 -I -c " + shlex.quote(lib.HOOK_CODE)
     )
     cmd = lib.hook_command()
     words = shlex.split(cmd)
     assert os.path.isabs(words[0])
     assert words[0] == os.path.abspath(sys.executable)  # venv symlink kept, not resolved
-    assert words[-2:] == ["-c", lib.HOT_CODE]
+    assert words[-2:] == ["-c", lib.HOOK_CODE]
 
 
 def test_hook_command_quotes_paths_with_spaces_and_makes_them_absolute(
@@ -88,7 +102,7 @@ def test_hook_command_quotes_paths_with_spaces_and_makes_them_absolute(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     cmd = lib.hook_command("my venv/bin/python")
-    assert shlex.split(cmd) == [str(tmp_path / "my venv/bin/python"), "-I", "-c", lib.HOT_CODE]
+    assert shlex.split(cmd) == [str(tmp_path / "my venv/bin/python"), "-I", "-c", lib.HOOK_CODE]
 
 
 def test_hook_command_runs_the_hot_module_under_sh(tmp_path: Path) -> None:
@@ -99,7 +113,8 @@ def test_hook_command_runs_the_hot_module_under_sh(tmp_path: Path) -> None:
     fake.chmod(0o755)
     out = subprocess.run(["sh", "-c", lib.hook_command(str(fake))], capture_output=True, text=True)
     assert out.returncode == 0
-    assert out.stdout.splitlines() == ["-I", "-c", lib.HOT_CODE]
+    assert out.stdout.split("\n")[:2] == ["-I", "-c"]
+    assert out.stdout == f"-I\n-c\n{lib.HOOK_CODE}\n"
 
 
 def test_is_ours_recognises_all_our_forms_and_nothing_else() -> None:
@@ -475,16 +490,21 @@ def test_cli_install_json_and_idempotence(
     assert _cli(["--project", str(tmp_path), "--json", "install"], monkeypatch) == 0
     out = json.loads(capsys.readouterr().out)
     path = tmp_path / ".claude" / "settings.json"
+    reason = out.pop("reason")
     assert out == {
         "path": str(path),
         "scope": "project",
         "changed": True,
         "dry_run": False,
         "events": list(lib.EVENTS),
+        "requested_scope": "project",
+        "command": lib.PORTABLE_COMMAND,
+        "removed_from": None,
     }
+    assert "PATH" in reason and "no path of this machine" in reason
     written = json.loads(path.read_bytes())
     command = written["hooks"]["PreToolUse"][0]["hooks"][0]["command"]
-    assert os.path.isabs(shlex.split(command)[0])
+    assert command == lib.PORTABLE_COMMAND
     assert _cli(["--project", str(tmp_path), "--json", "install"], monkeypatch) == 0
     assert json.loads(capsys.readouterr().out)["changed"] is False
 
@@ -571,7 +591,7 @@ def test_subprocess_cli_harness_end_to_end(tmp_path: Path) -> None:
     installed = path.read_bytes()
     assert run("install").returncode == 0 and path.read_bytes() == installed
     cmd = json.loads(installed)["hooks"]["SessionEnd"][0]["hooks"][0]["command"]
-    assert shlex.split(cmd)[0] == os.path.abspath(sys.executable)
+    assert cmd == lib.PORTABLE_COMMAND
     out = run("uninstall")
     assert out.returncode == 0 and json.loads(out.stdout)["changed"] is True
     assert json.loads(path.read_bytes()) == json.loads(raw)
@@ -622,7 +642,10 @@ def test_plugin_manifest() -> None:
     import tomllib
 
     manifest = json.loads((REPO / ".claude-plugin" / "plugin.json").read_bytes())
-    assert manifest["name"] == "claude-state"
+    # Claude Code 2.1.332 reserves plugin names starting "claude-" ("Plugin name
+    # "claude-state" is reserved"); the package and the command keep their name.
+    assert manifest["name"] == "agent-state"
+    assert not manifest["name"].startswith("claude-")
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert manifest["version"] == project["version"]
     assert manifest["description"] and manifest["author"]["name"]
@@ -631,12 +654,29 @@ def test_plugin_manifest() -> None:
     assert "hooks" not in manifest
 
 
-def test_repo_dev_settings_use_the_project_venv_for_every_event() -> None:
-    doc = json.loads((REPO / ".claude" / "settings.json").read_bytes())
-    dev_cmd = '"$CLAUDE_PROJECT_DIR"/.venv/bin/python -I -c ' + shlex.quote(lib.HOT_CODE)
-    assert doc == lib.merge_hooks({}, dev_cmd)
+def test_marketplace_manifest_lists_the_plugin_from_this_repository() -> None:
+    """``/plugin marketplace add <repo>`` reads ``.claude-plugin/marketplace.json``; then
+    ``/plugin install agent-state@agent-state`` installs the plugin at the repo root."""
+    market = json.loads((REPO / ".claude-plugin" / "marketplace.json").read_bytes())
+    manifest = json.loads((REPO / ".claude-plugin" / "plugin.json").read_bytes())
+    assert isinstance(market["name"], str) and not market["name"].startswith("claude-")
+    assert market["owner"]["name"]
+    [entry] = market["plugins"]
+    assert entry["name"] == manifest["name"]
+    assert entry["source"] == "./"
+    assert entry["version"] == manifest["version"]
+
+
+def test_repo_dev_settings_are_what_install_writes_for_the_project() -> None:
+    """This repository's committed settings are exactly a project install's, with the
+    portable command: no path of any machine in a committed file."""
+    raw = (REPO / ".claude" / "settings.json").read_bytes()
+    doc = json.loads(raw)
+    assert doc == lib.merge_hooks({}, lib.PORTABLE_COMMAND)
+    assert raw == lib._dump(doc)
     for event in lib.EVENTS:
-        assert [h["command"] for h in our_handlers(doc, event)] == [dev_cmd]
+        assert [h["command"] for h in our_handlers(doc, event)] == [lib.PORTABLE_COMMAND]
+    assert str(REPO) not in raw.decode() and "/home/" not in raw.decode()
 
 
 # -- the plugin's sh wrapper ---------------------------------------------------------------
@@ -682,26 +722,61 @@ def test_wrapper_is_executable_posix_sh() -> None:
     assert subprocess.run(["/bin/sh", "-n", str(WRAPPER)]).returncode == 0
 
 
-def test_wrapper_exits_0_silently_when_no_python_exists(tmp_path: Path) -> None:
+def test_wrapper_says_so_on_session_start_when_no_python_exists(tmp_path: Path) -> None:
     root = _plugin_copy(tmp_path)
-    out = _run_wrapper(root, {"PATH": str(tmp_path / "empty"), "CLAUDE_PLUGIN_ROOT": str(root)})
-    assert (out.returncode, out.stdout, out.stderr) == (0, "", "")
+    env = {"PATH": str(tmp_path / "empty"), "CLAUDE_PLUGIN_ROOT": str(root)}
+    start = '{"session_id":"s1","hook_event_name":"SessionStart","source":"startup"}\n'
+    out = _run_wrapper(root, env, stdin=start)
+    assert (out.returncode, out.stderr) == (0, "")
+    assert json.loads(out.stdout) == {"systemMessage": lib.NO_PYTHON_MESSAGE}
+    tool = '{"session_id":"s1","hook_event_name":"PreToolUse","tool_name":"Bash"}\n'
+    out = _run_wrapper(root, env, stdin=tool)
+    assert (out.returncode, out.stdout, out.stderr) == (0, "", "")  # once per session
 
 
-def test_wrapper_exits_0_silently_when_python_lacks_claude_state(tmp_path: Path) -> None:
+def _base_python_without_claude_state() -> str:
     base = getattr(sys, "_base_executable", "") or ""
     check = subprocess.run([base, "-I", "-c", "import claude_state"], capture_output=True)
     if not base or check.returncode == 0:
         pytest.skip("no interpreter without claude_state available")
+    return base
+
+
+def test_wrapper_tells_once_per_session_when_python_lacks_claude_state(tmp_path: Path) -> None:
+    base = _base_python_without_claude_state()
     root = _plugin_copy(tmp_path)
     bindir = tmp_path / "bin"
     bindir.mkdir()
     (bindir / "python3").symlink_to(base)
-    env = {"PATH": str(bindir), "CLAUDE_PLUGIN_ROOT": str(root)}
-    out = _run_wrapper(root, env, stdin='{"hook_event_name": "PreToolUse"}')
-    assert (out.returncode, out.stdout, out.stderr) == (0, "", "")
-    out = _run_wrapper(root, {**env, "CLAUDE_STATE_PYTHON": base})
-    assert (out.returncode, out.stdout, out.stderr) == (0, "", "")
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    env = {"PATH": str(bindir), "CLAUDE_PLUGIN_ROOT": str(root), "TMPDIR": str(tmpdir)}
+
+    def ev(sid: str, name: str) -> str:
+        return json.dumps({"session_id": sid, "hook_event_name": name}, separators=(",", ":"))
+
+    first = _run_wrapper(root, env, stdin=ev("s1", "SessionStart"))
+    assert (first.returncode, first.stderr) == (0, "")
+    msg = json.loads(first.stdout)["systemMessage"]
+    assert "cannot import claude_state" in msg and "nothing of this session is recorded" in msg
+    assert str(bindir / "python3") in msg
+    for name in ("PreToolUse", "Stop", "SessionStart"):  # the same session: said once
+        out = _run_wrapper(root, env, stdin=ev("s1", name))
+        assert (out.returncode, out.stdout, out.stderr) == (0, "", "")
+    # SessionEnd discards a systemMessage: nothing marked, so s2's next event says it
+    out = _run_wrapper(root, env, stdin=ev("s2", "SessionEnd"))
+    assert (out.returncode, out.stdout) == (0, "")
+    assert "systemMessage" in _run_wrapper(root, env, stdin=ev("s2", "PreToolUse")).stdout
+    out = _run_wrapper(root, {**env, "CLAUDE_STATE_PYTHON": base}, stdin=ev("s3", "Stop"))
+    assert out.returncode == 0 and "systemMessage" in out.stdout
+    markers = sorted(p.name for p in (tmpdir / f"claude-state-{os.getuid()}").iterdir())
+    assert markers == ["hook-unavailable-s1", "hook-unavailable-s2", "hook-unavailable-s3"]
+
+
+def test_wrapper_runs_exactly_the_code_install_writes() -> None:
+    text = WRAPPER.read_text()
+    code = text.split("code='", 1)[1].split("'\n", 1)[0]
+    assert code == lib.HOOK_CODE
 
 
 def test_wrapper_order_of_preference(tmp_path: Path) -> None:
@@ -743,18 +818,28 @@ def test_wrapper_order_of_preference(tmp_path: Path) -> None:
     assert _run_wrapper(root, env).stdout.startswith("plugin-venv\n")
 
 
-def test_wrapper_python_code_reports_non_claude_state_import_errors(tmp_path: Path) -> None:
-    """The inline code: missing claude_state -> silent 0; another missing module -> 0 + note."""
-    text = WRAPPER.read_text()
-    code = text.split("code='", 1)[1].split("'\n", 1)[0]
+def test_hook_code_reports_a_missing_dependency_too(tmp_path: Path) -> None:
+    """The inline code: claude_state importable -> the hot path runs; an import error
+    inside it (a missing dependency) -> 0 and a systemMessage naming the module."""
+    code = lib.HOOK_CODE
     pkg = tmp_path / "claude_state" / "adapters" / "claude_code"
     pkg.mkdir(parents=True)
     for d in (pkg, pkg.parent, pkg.parent.parent):
         (d / "__init__.py").write_text("")
     (pkg / "hot.py").write_text("import no_such_dependency_xyz\n")
+    env = dict(os.environ, TMPDIR=str(tmp_path))
     # cwd is first on sys.path with plain -c, so the fake package shadows the real one
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
-    assert out.returncode == 0 and "no_such_dependency_xyz" in out.stderr
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        input='{"session_id":"s9","hook_event_name":"Stop"}',
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert (
+        out.returncode == 0 and "no_such_dependency_xyz" in json.loads(out.stdout)["systemMessage"]
+    )
     (pkg / "hot.py").write_text("def main():\n    print('ran')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert (out.returncode, out.stdout) == (0, "ran\n")

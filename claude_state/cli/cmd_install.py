@@ -85,20 +85,34 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
     data: dict[str, Any] = {
         "path": str(result.path),
-        "scope": scope,
+        "scope": result.scope,
         "changed": result.changed,
         "dry_run": dry_run,
         "events": list(result.events),
+        "requested_scope": scope,
     }
+    if action == "install":
+        data["reason"] = result.reason
+        data["command"] = result.command
+    data["removed_from"] = None if result.removed_from is None else str(result.removed_from)
     if dry_run:
         data["settings"] = result.settings
-    ctx.emit(data, _human(action, result, scope, dry_run))
+    ctx.emit(data, _human(action, result, result.scope, dry_run))
     return 0
 
 
 def _human(action: str, result: InstallResult, scope: str, dry_run: bool) -> str:
     events = ", ".join(result.events)
     where = f"{result.path} ({scope} scope)"
+    why = ""
+    if action == "install":
+        why = f"\nWhy this file and command: {result.reason}."
+        if result.removed_from is not None:
+            verb = "Would remove" if dry_run else "Removed"
+            why += (
+                f"\n{verb} the machine-specific claude-state hooks from {result.removed_from}: "
+                "with both files read, every event would be recorded twice."
+            )
     if action == "install":
         if not result.changed:
             text = f"claude-state hooks are already installed in {where}; nothing changed."
@@ -113,6 +127,10 @@ def _human(action: str, result: InstallResult, scope: str, dry_run: bool) -> str
             text = f"Would remove claude-state hooks from {where} for: {events}."
         else:
             text = f"Removed claude-state hooks from {where} for: {events}."
+    text += why
+    if action != "install" and result.removed_from is not None:
+        verb = "Would also remove" if dry_run else "Also removed"
+        text += f"\n{verb} claude-state hooks from {result.removed_from}."
     if dry_run:
         import orjson
 

@@ -1,4 +1,5 @@
-"""``claude-state recover [SID...] [--dry-run]``: plan and apply crash recovery."""
+"""``claude-state recover [SID...] [--dry-run] [--kill-orphans]``: plan and apply crash
+recovery, and optionally end the processes the crashed agent left running."""
 
 from __future__ import annotations
 
@@ -15,10 +16,17 @@ def register(sub: Any) -> None:
         description="For each crashed session (a stale lease on a session that never "
         "ended): show what it left and make it ready to resume: interrupted steps go back "
         "to pending to be retried, the lease is released with a new fencing epoch, and a "
-        "recovery checkpoint is recorded. Safe to run twice.",
+        "recovery checkpoint is recorded. The processes the dead agent left running are "
+        "named; --kill-orphans ends them. Safe to run twice.",
     )
     p.add_argument("sids", nargs="*", metavar="SID", help="sessions (default: every crashed one)")
     p.add_argument("--dry-run", action="store_true", help="show the plans, change nothing")
+    p.add_argument(
+        "--kill-orphans",
+        action="store_true",
+        help="also end the processes the dead agent left running (named in the plan by "
+        "evidence that they belong to its session, never by name): SIGTERM, then SIGKILL",
+    )
     p.set_defaults(func=run)
 
 
@@ -54,12 +62,35 @@ def render(plans: list[dict[str, Any]], dry_run: bool) -> str:
                 + (f", step in flight: {step}" if step else "")
                 + (" -> ready to retry" if step and p["applied"] else "")
             )
+        orphans = p.get("orphans") or []
+        if orphans:
+            lines.append("  processes it left running:")
+            for o in orphans:
+                age = o.get("age_seconds")
+                lines.append(f"    pid {o['pid']}  {_age(age)}  {o.get('command') or '?'}")
+            if not p.get("killed_orphans"):
+                lines.append(
+                    f"  (`claude-state recover {p['session_id']} --kill-orphans` ends them)"
+                )
+        elif p.get("orphans_note") and p.get("status") in ("crashed", "recovered"):
+            lines.append(f"  processes left running: {p['orphans_note']}")
         for c in p.get("changes") or []:
             lines.append(f"  - {c}")
         lines.append("")
     if dry_run:
         lines.append("dry run: nothing changed; run without --dry-run to apply")
     return "\n".join(lines).rstrip()
+
+
+def _age(seconds: Any) -> str:
+    if not isinstance(seconds, int | float):
+        return "age ?"
+    s = int(seconds)
+    if s < 120:
+        return f"running {s}s"
+    if s < 7200:
+        return f"running {s // 60}m"
+    return f"running {s // 3600}h"
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
@@ -83,6 +114,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         # A named session that is active is refused (exit 4) by apply: its owner lives.
         if not args.dry_run and plan.status in ("crashed", "active"):
             plan = recovery.apply(sd, plan)
+        if args.kill_orphans and not args.dry_run:
+            plan = recovery.kill_orphans(plan)
         plans.append(plan.to_dict())
     ctx.emit({"plans": plans}, render(plans, args.dry_run))
     return 0

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -52,8 +53,10 @@ __all__ = [
     "boot_id",
     "default_is_agent",
     "find_agent_pid",
+    "find_orphans",
     "hostname",
     "iter_ancestors",
+    "kill_orphans",
     "parse_stat",
     "pid_alive",
     "pid_namespace",
@@ -692,3 +695,202 @@ def find_agent_pid(
     if fallback is not None:
         return fallback, AGENT_SOURCE_FALLBACK
     return os.getppid(), AGENT_SOURCE_PPID
+
+
+# -- what a dead agent left running --------------------------------------------------------
+
+#: Environment variables that tie a process to a Claude Code session: Claude Code
+#: exports them to the commands its agent runs (Bash tool, hooks), and children inherit
+#: them.
+SESSION_ENV = b"CLAUDE_CODE_SESSION_ID"
+AGENT_PID_ENV = b"CLAUDE_PID"
+
+
+def _read_environ(pid: int) -> dict[bytes, bytes] | None:
+    """The initial environment of *pid* (``/proc/<pid>/environ``); None if unreadable
+    (another user's process, gone, or no ``/proc``)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    out: dict[bytes, bytes] = {}
+    for item in raw.split(b"\0"):
+        key, eq, value = item.partition(b"=")
+        if eq and key not in out:
+            out[key] = value
+    return out
+
+
+def _ticks_to_epoch(ticks: int) -> float | None:
+    try:
+        with open("/proc/stat", "rb") as f:
+            for line in f:
+                if line.startswith(b"btime "):
+                    return int(line.split()[1]) + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def find_orphans(
+    session_id: str, agent: ProcessIdentity | None, *, now: float | None = None
+) -> tuple[list[dict[str, object]], str]:
+    """Processes a dead agent of *session_id* left running, and how they were told apart.
+
+    Returns ``(orphans, note)``; each orphan is ``{"pid", "command", "started_at",
+    "age_seconds", "start_token", "evidence"}``. Never by name: a ``sleep 60`` or a dev
+    server is named only on evidence that it belongs to *this* session's dead agent:
+
+    1. **The environment it inherited.** Claude Code exports ``CLAUDE_CODE_SESSION_ID``
+       and ``CLAUDE_PID`` to the commands its agent runs (read in 2.1.332's bundle: the
+       Bash tool's and the hooks' environment get ``CLAUDECODE``,
+       ``CLAUDE_CODE_SESSION_ID``, ``CLAUDE_PID``); every child of a Bash call inherits
+       them, and ``/proc/<pid>/environ`` is the environment the
+       process was started with (a process cannot rewrite what another one reads there).
+       A process qualifies when it carries ``CLAUDE_CODE_SESSION_ID=<session_id>``, or
+       ``CLAUDE_PID=<the dead agent's pid>`` and no other session id; and it started
+       after the agent did (nothing of the session predates its agent).
+    2. **Its tree was re-rooted.** A resumed session keeps its id, so a *live* agent of
+       the same session (a second terminal) has children with the same environment. So
+       the topmost qualifying ancestor of a candidate must now hang under pid 1 or a
+       process that started *before* the dead agent: when a process dies, the kernel
+       re-parents its children to pid 1 or the nearest subreaper *ancestor*, and an
+       ancestor is always older than the agent; a live agent of the same session was
+       started after the session began, so its tree never passes.
+
+    Start times are compared as kernel ticks since boot, so only on Linux, for an agent
+    that ran on this host in this boot. Elsewhere (no ``/proc``, another host, a reboot,
+    an unreadable start time) nothing can be claimed, and *note* says so: the caller
+    puts that in the plan instead of guessing.
+    """
+    if agent is None:
+        return [], "no lease names the agent process: its processes cannot be identified"
+    if agent.host != hostname() or not same_boot(agent.boot_id, boot_id()):
+        return [], (
+            f"the agent ran on {agent.host} (another host or boot): processes it left "
+            "running cannot be seen from here"
+        )
+    if not _have_proc():
+        return [], (
+            "this platform has no /proc: the environment of other processes cannot be read, "
+            "so processes the agent left running cannot be identified (none are named)"
+        )
+    token = agent.start_time or ""
+    if not token.startswith(TOKEN_TICKS):
+        return [], "the agent's start time is unknown: its processes cannot be told apart"
+    agent_start = int(token[len(TOKEN_TICKS) :])
+    if process_start_token(agent.pid) == token:
+        return [], "the agent is alive: nothing is orphaned"
+    sid = session_id.encode()
+    apid = str(agent.pid).encode()
+    skip = {os.getpid(), *(p.pid for p in iter_ancestors(os.getpid()))}
+    stats: dict[int, StatFields] = {}
+    marked: dict[int, str] = {}
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return [], "/proc cannot be listed: processes the agent left running are unknown"
+    for name in names:
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        if pid in skip:
+            continue
+        st = _read_stat(pid)
+        if st is None or st.state == "Z" or st.starttime < agent_start:
+            continue
+        env = _read_environ(pid)
+        if not env:
+            continue
+        stats[pid] = st
+        env_sid = env.get(SESSION_ENV)
+        if env_sid == sid:
+            marked[pid] = f"environment CLAUDE_CODE_SESSION_ID={session_id}"
+        elif env.get(AGENT_PID_ENV) == apid and env_sid is None:
+            marked[pid] = f"environment CLAUDE_PID={agent.pid}"
+    t = time.time() if now is None else now
+    orphans: list[dict[str, object]] = []
+    for pid in sorted(marked):
+        top = stats[pid]
+        seen = {pid}
+        while top.ppid in marked and top.ppid not in seen:
+            seen.add(top.ppid)
+            top = stats[top.ppid]
+        parent = top.ppid
+        if parent > 1:
+            pst = _read_stat(parent)
+            if pst is None or pst.starttime >= agent_start:
+                continue  # under a live process of the session's time: not orphaned
+        info = read_process_info(pid)
+        command = " ".join(info.cmdline) if info is not None and info.cmdline else stats[pid].comm
+        started = _ticks_to_epoch(stats[pid].starttime)
+        orphans.append(
+            {
+                "pid": pid,
+                "command": command[:300],
+                "started_at": started,
+                "age_seconds": None if started is None else max(0.0, round(t - started, 1)),
+                "start_token": f"{TOKEN_TICKS}{stats[pid].starttime}",
+                "evidence": f"{marked[pid]}; its tree now hangs under pid {parent}, "
+                "older than the agent (re-parented when the agent died)",
+            }
+        )
+    note = (
+        f"{len(orphans)} process(es) left running by agent pid {agent.pid}, identified by "
+        "the session id (or agent pid) in their environment and a process tree re-parented "
+        "when the agent died; never by name"
+    )
+    return orphans, note
+
+
+def kill_orphans(
+    orphans: list[dict[str, object]], *, grace: float = 2.0
+) -> list[dict[str, object]]:
+    """End the processes :func:`find_orphans` named: SIGTERM, then SIGKILL after *grace*.
+
+    A pid is signalled only while it still carries the start token recorded when it was
+    named, so a pid reused since by an unrelated process is never touched. Returns one
+    ``{"pid", "result"}`` per orphan: ``terminated``, ``killed``, ``gone`` (exited
+    before), ``reused`` (left alone) or ``refused: <error>``.
+    """
+    import signal
+
+    results: dict[int, str] = {}
+    sent: list[int] = []
+    for o in orphans:
+        pid, token = o.get("pid"), o.get("start_token")
+        if not isinstance(pid, int) or not _valid_pid(pid):
+            continue
+        now_token = process_start_token(pid)
+        if now_token is None:
+            results[pid] = "gone"
+        elif now_token != token:
+            results[pid] = "reused"
+        else:
+            try:
+                os.kill(pid, signal.SIGTERM)
+                sent.append(pid)
+            except ProcessLookupError:
+                results[pid] = "gone"
+            except OSError as exc:
+                results[pid] = f"refused: {exc.strerror}"
+    deadline = time.monotonic() + grace
+    tokens = {o.get("pid"): o.get("start_token") for o in orphans}
+    pending = list(sent)
+    while pending and time.monotonic() < deadline:
+        pending = [p for p in pending if process_start_token(p) == tokens[p]]
+        if pending:
+            time.sleep(0.05)
+    for pid in sent:
+        if pid in pending and process_start_token(pid) == tokens[pid]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                results[pid] = "killed"
+            except ProcessLookupError:
+                results[pid] = "terminated"
+            except OSError as exc:
+                results[pid] = f"refused: {exc.strerror}"
+        else:
+            results[pid] = "terminated"
+    return [{"pid": p, "result": r} for p, r in results.items()]

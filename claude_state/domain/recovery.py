@@ -57,6 +57,7 @@ __all__ = [
     "RecoveryPlan",
     "apply",
     "find_crashed",
+    "kill_orphans",
     "plan",
     "recover_for_resume",
     "unfinished_workflows",
@@ -82,6 +83,13 @@ class RecoveryPlan:
     in_flight_tool_calls: list[dict[str, Any]] = field(default_factory=list)
     lease_epoch: int = 0
     changes: list[str] = field(default_factory=list)
+    #: Processes the dead agent left running (:func:`procinfo.find_orphans`): pid,
+    #: command, started_at, age_seconds, start_token, evidence; and how they were found
+    #: (or why none can be named on this platform).
+    orphans: list[dict[str, Any]] = field(default_factory=list)
+    orphans_note: str = ""
+    #: ``recover --kill-orphans``: ``{"pid", "result"}`` per orphan ended.
+    killed_orphans: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -95,6 +103,9 @@ class RecoveryPlan:
             "in_flight_tool_calls": [dict(c) for c in self.in_flight_tool_calls],
             "lease_epoch": self.lease_epoch,
             "changes": list(self.changes),
+            "orphans": [dict(o) for o in self.orphans],
+            "orphans_note": self.orphans_note,
+            "killed_orphans": [dict(k) for k in self.killed_orphans],
         }
 
 
@@ -300,6 +311,25 @@ def _data_loss(rec: SessionRecord, workflows: list[dict[str, Any]]) -> str:
     return "; ".join(parts)
 
 
+def _orphans(sid: str, lease: leases.LeaseRecord | None) -> tuple[list[dict[str, Any]], str]:
+    """What the dead agent named by *lease* left running (see
+    :func:`claude_state.domain.procinfo.find_orphans` for the evidence used)."""
+    from claude_state.clock import to_iso
+    from claude_state.domain.procinfo import find_orphans
+
+    try:
+        found, note = find_orphans(sid, lease.info.owner if lease is not None else None)
+    except OSError as exc:
+        return [], f"processes left running are unknown: {exc}"
+    out = []
+    for o in found:
+        o = dict(o)
+        started = o.get("started_at")
+        o["started_at"] = to_iso(started) if isinstance(started, float) else None
+        out.append(o)
+    return out, note
+
+
 def plan(state: StateDir, sid: str) -> RecoveryPlan:
     """The recovery plan of session *sid* (writes nothing).
 
@@ -323,7 +353,7 @@ def plan(state: StateDir, sid: str) -> RecoveryPlan:
             "ended": f"the session ended ({rec.end_reason or 'no reason given'})",
             "active": "the session is active: its owner is alive",
         }[status]
-        return RecoveryPlan(
+        done = RecoveryPlan(
             sid,
             STRATEGY_NOTHING,
             f"none: {why}",
@@ -332,6 +362,10 @@ def plan(state: StateDir, sid: str) -> RecoveryPlan:
             last_activity=_last_activity(rec),
             lease_epoch=epoch,
         )
+        if status == "recovered" and lease is not None and lease.released:
+            # Recovered, not resumed since: the dead agent's processes may still run.
+            done.orphans, done.orphans_note = _orphans(sid, lease)
+        return done
     workflows = unfinished_workflows(state, sid, rec)
     if any(w["status"] == "damaged" for w in workflows):
         strategy = STRATEGY_RESTORE
@@ -339,6 +373,7 @@ def plan(state: StateDir, sid: str) -> RecoveryPlan:
         strategy = STRATEGY_WAL
     else:
         strategy = STRATEGY_NOTHING
+    orphans, note = _orphans(sid, lease)
     return RecoveryPlan(
         session_id=sid,
         strategy=strategy,
@@ -348,6 +383,8 @@ def plan(state: StateDir, sid: str) -> RecoveryPlan:
         last_activity=_last_activity(rec),
         in_flight_tool_calls=[dict(c, at=iso_or_none(c.get("at"))) for c in rec.in_flight.values()],
         lease_epoch=epoch,
+        orphans=orphans,
+        orphans_note=note,
     )
 
 
@@ -432,6 +469,8 @@ def apply(
             in_flight_tool_calls=fresh.in_flight_tool_calls,
             lease_epoch=epoch,
             changes=changes,
+            orphans=fresh.orphans,
+            orphans_note=fresh.orphans_note,
         )
         return result
 
@@ -503,3 +542,19 @@ def recover_for_resume(
     except NotFoundError:
         return None
     return apply(state, plan(state, sid), on_event=on_event)
+
+
+def kill_orphans(the_plan: RecoveryPlan, *, grace: float = 2.0) -> RecoveryPlan:
+    """End the processes *the_plan* names as left running by the dead agent
+    (``recover --kill-orphans``) and record what happened in ``killed_orphans``.
+
+    Only those named by evidence (:func:`claude_state.domain.procinfo.find_orphans`),
+    and only while each pid still has the start time it had when named.
+    """
+    from claude_state.domain.procinfo import kill_orphans as kill
+
+    if the_plan.orphans:
+        the_plan.killed_orphans = kill(the_plan.orphans, grace=grace)
+        for k in the_plan.killed_orphans:
+            the_plan.changes.append(f"ended orphaned process {k['pid']}: {k['result']}")
+    return the_plan

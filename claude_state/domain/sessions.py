@@ -12,6 +12,16 @@ Status as stored is ``active``, ``ended`` or ``recovered``. ``crashed`` is never
 it is derived at read time from the lease (a stale lease on a session that never ended),
 because the process that would have written it is, by definition, dead.
 
+Who sent an event matters for two of them. A ``SessionStart`` or ``SessionEnd`` may come
+from a process that does not own the session: a second terminal resuming a live
+session, or a ``claude --resume`` that fails and fires only ``SessionEnd``. The hook
+decides, when it journals such an event, how the sender stands to the session's lease
+(:data:`LEASE_ROLES`) and records that next to the event (:func:`wrap_event`); the fold
+then lets only the owner end the session, and only a process that can take the lease
+reactivate it. An event from a non-owner is kept and counted as what it is
+(``foreign_events``), never as the owner's. Events journaled without a role (older
+journals, the hot path) are folded as before.
+
 Reading commands use :meth:`SessionStore.peek` (record + pending journal events applied
 in memory, nothing written), so counts include events still only in the journal without
 advancing the cursor behind the plugins' back.
@@ -34,11 +44,17 @@ from claude_state.storage.layout import StateDir
 from claude_state.storage.locks import FileLock
 
 __all__ = [
+    "LEASE_ROLES",
     "MAX_LAST_TOOL_CALLS",
+    "ROLE_FREE",
+    "ROLE_OTHER",
+    "ROLE_OWNER",
+    "ROLE_UNOWNED",
     "SessionRecord",
     "SessionStore",
     "apply_event",
     "summarize_input",
+    "wrap_event",
 ]
 
 SCHEMA_VERSION = 1
@@ -48,6 +64,22 @@ MAX_SUBAGENTS = 100
 MAX_TEXT = 2000
 SUMMARY_LEN = 160
 STATUSES = ("active", "ended", "recovered")
+
+#: How the sender of a journaled ``SessionStart``/``SessionEnd`` stands to the lease
+#: (journal wrapper key ``"lease"``; the sender's agent pid is ``"by"``):
+#:
+#: * ``owner``: the sender's agent holds the lease;
+#: * ``free``: (``SessionStart``) nobody live holds it (no lease, a tombstone, a dead
+#:   owner): the sender takes it over;
+#: * ``other``: another live process holds it (``SessionStart``), or (``SessionEnd``) the
+#:   sender does not hold it (someone else does, dead or alive, or it was released);
+#: * ``unowned``: (``SessionEnd``) the session never had a lease: no agent ever started it
+#:   here, and the sender is the only process ever seen with it.
+ROLE_OWNER = "owner"
+ROLE_FREE = "free"
+ROLE_OTHER = "other"
+ROLE_UNOWNED = "unowned"
+LEASE_ROLES = frozenset({ROLE_OWNER, ROLE_FREE, ROLE_OTHER, ROLE_UNOWNED})
 
 #: ``on_event(seq, t, event, record)``: called for each event applied by a catch-up.
 OnEvent = Callable[[int, float, dict[str, Any], "SessionRecord"], None]
@@ -134,6 +166,10 @@ class SessionRecord:
     active_workflow: str | None = None
     active_step: str | None = None
     resumes: int = 0
+    #: Events from a process that did not own the session (see the module docstring),
+    #: and the last of them: event, pid, at, and its reason or source.
+    foreign_events: int = 0
+    last_foreign_event: dict[str, Any] | None = None
     subagents: list[dict[str, Any]] = field(default_factory=list)
     #: Journal cursor: every record with ``seq <= applied_seq`` is folded in.
     applied_seq: int = 0
@@ -197,10 +233,33 @@ def interrupt_in_flight(rec: SessionRecord) -> None:
     rec.in_flight.clear()
 
 
-def apply_event(rec: SessionRecord, seq: int, t: float, ev: dict[str, Any]) -> None:
+def _note_foreign(
+    rec: SessionRecord, name: Any, t: float, ev: dict[str, Any], by: int | None
+) -> None:
+    rec.foreign_events += 1
+    detail = ev.get("reason") if name == "SessionEnd" else ev.get("source")
+    rec.last_foreign_event = {
+        "event": name,
+        "pid": by,
+        "at": t,
+        "detail": detail if isinstance(detail, str) else None,
+    }
+
+
+def apply_event(
+    rec: SessionRecord,
+    seq: int,
+    t: float,
+    ev: dict[str, Any],
+    lease_role: str | None = None,
+    by: int | None = None,
+) -> None:
     """Fold one hook event (journal record *seq*, received at *t*) into *rec*, in place.
 
     Pure: no I/O, no clock. Unknown events only count and move ``last_activity``.
+    *lease_role* and *by* are what the hook recorded about the sender of a
+    ``SessionStart``/``SessionEnd`` (:data:`LEASE_ROLES`, the sender's agent pid); None
+    for events journaled without them, which are folded as the owner's.
     """
     name = ev.get("hook_event_name")
     rec.events += 1
@@ -217,6 +276,11 @@ def apply_event(rec: SessionRecord, seq: int, t: float, ev: dict[str, Any]) -> N
     if isinstance(agent_id, str) and agent_id and name != "SubagentStop":
         _note_subagent(rec, agent_id, ev.get("agent_type"), t, done=False)
 
+    if name in ("SessionStart", "SessionEnd") and lease_role == ROLE_OTHER:
+        # A second terminal on a live session, or a failed resume of a crashed one:
+        # recorded, but it neither ends, reactivates nor takes over the session.
+        _note_foreign(rec, name, t, ev, by)
+        return
     if name == "SessionStart":
         source = ev.get("source")
         rec.source = source if isinstance(source, str) else rec.source
@@ -285,6 +349,14 @@ def apply_event(rec: SessionRecord, seq: int, t: float, ev: dict[str, Any]) -> N
     elif name == "PreCompact":
         rec.compactions += 1
     elif name == "SessionEnd":
+        if lease_role == ROLE_UNOWNED:
+            if rec.agent_pid is not None:
+                _note_foreign(rec, name, t, ev, by)
+                return
+            # Nobody ever started it here (``claude --resume <unknown id>``): the sender
+            # is the only process it ever had, so the ended session names it.
+            rec.agent_pid = by
+            rec.agent_pid_source = "SessionEnd"
         rec.status = "ended"
         rec.ended_at = t
         reason = ev.get("reason")
@@ -313,7 +385,22 @@ def _note_subagent(
         )
 
 
-def _parse_payload(payload: bytes) -> tuple[float, dict[str, Any]] | None:
+def wrap_event(raw: bytes, t: float, *, lease_role: str, by: int | None) -> bytes:
+    """The journal payload for an event whose sender's standing was decided by the hook:
+    :func:`claude_state.storage.journal.wrap`'s ``{"t", "ev"}`` plus ``"lease"`` (one of
+    :data:`LEASE_ROLES`) and ``"by"`` (the sender's agent pid). Readers that know only
+    ``t`` and ``ev`` (plugin dispatch, bundles) read it unchanged."""
+    if lease_role not in LEASE_ROLES:
+        raise InvalidInputError(f"unknown lease role {lease_role!r}")
+    head = b'{"t":%.6f,"lease":"%s"' % (t, lease_role.encode("ascii"))
+    if by is not None:
+        head += b',"by":%d' % by
+    return head + b',"ev":' + raw.strip() + b"}"
+
+
+def _parse_payload(
+    payload: bytes,
+) -> tuple[float, dict[str, Any], str | None, int | None] | None:
     import orjson
 
     try:
@@ -325,7 +412,14 @@ def _parse_payload(payload: bytes) -> tuple[float, dict[str, Any]] | None:
     t = doc.get("t")
     if not isinstance(t, int | float) or isinstance(t, bool):
         return None
-    return float(t), doc["ev"]
+    role = doc.get("lease")
+    by = doc.get("by")
+    return (
+        float(t),
+        doc["ev"],
+        role if role in LEASE_ROLES else None,
+        by if isinstance(by, int) and not isinstance(by, bool) else None,
+    )
 
 
 # -- the store ------------------------------------------------------------------------------
@@ -434,8 +528,8 @@ class SessionStore:
                 self._log_bad(rec.id, seq)
                 rec.applied_seq = max(rec.applied_seq, seq)
                 continue
-            t, ev = parsed
-            apply_event(rec, seq, t, ev)
+            t, ev, role, by = parsed
+            apply_event(rec, seq, t, ev, role, by)
             if on_event is not None:
                 on_event(seq, t, ev, rec)
             n += 1
@@ -510,6 +604,12 @@ class SessionStore:
         )
 
         def note(rec: SessionRecord) -> None:
+            # Whoever holds the lease runs the session: a resumed ended or recovered
+            # session is active again, so that killing its new agent reads as a crash.
+            if rec.status != "active":
+                rec.status = "active"
+                rec.ended_at = None
+                rec.end_reason = None
             rec.agent_pid = owner.pid
             rec.agent_pid_source = pid_source
             rec.host = owner.host
@@ -520,9 +620,18 @@ class SessionStore:
 
         return self.update(sid, note), lease
 
-    def end(self, sid: str, reason: str = "other") -> SessionRecord:
-        """Mark *sid* ended (if its journal did not already) and release its lease."""
+    def end(self, sid: str, reason: str = "other", *, epoch: int | None = None) -> SessionRecord:
+        """Mark *sid* ended (if its journal did not already) and release its lease.
+
+        Only the lease's owner may call this (the hook checks, see
+        :func:`claude_state.adapters.claude_code.events`): *epoch*, when given, is the
+        epoch the owner holds, and a lease that moved on since is not released
+        (:class:`~claude_state.errors.StaleEpochError`, nothing changed).
+        """
         from claude_state.domain import leases
+
+        if epoch is not None:
+            leases.check_epoch(self.state, sid, epoch)
 
         def mark(rec: SessionRecord) -> None:
             if rec.status != "ended":
@@ -532,7 +641,7 @@ class SessionStore:
                 interrupt_in_flight(rec)
 
         rec = self.update(sid, mark)
-        leases.release(self.state, sid, reason=leases.REASON_ENDED)
+        leases.release(self.state, sid, epoch, reason=leases.REASON_ENDED)
         return rec
 
     def note_workflow(self, sid: str, workflow_id: str, step_id: str | None = None) -> None:
@@ -600,6 +709,12 @@ class SessionStore:
                     "resumes": rec.resumes,
                     "subagents": len(rec.subagents),
                     "compactions": rec.compactions,
+                    "foreign_events": rec.foreign_events,
+                    "last_foreign_event": None
+                    if rec.last_foreign_event is None
+                    else dict(
+                        rec.last_foreign_event, at=iso_or_none(rec.last_foreign_event.get("at"))
+                    ),
                     "lease": None
                     if lease is None
                     else {

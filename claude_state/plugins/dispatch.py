@@ -162,14 +162,16 @@ def _step_at(state: StateDir, wid: str, step_id: str, t: float) -> tuple[str | N
     return wid, step_id
 
 
-def _fire(pm: Any, seq: int, t: float, ev: dict[str, Any], session: HookSession) -> None:
+def _fire(
+    pm: Any, seq: int, t: float, ev: dict[str, Any], session: HookSession, foreign: bool = False
+) -> None:
     from claude_state.plugins.manager import call_hook
 
     name = str(ev.get("hook_event_name") or "")
     event = HookEvent(name=name, data=ev, seq=seq, t=t)
     call_hook(pm, "hook_event", session=session, event=event)
     hook = _SESSION_HOOKS.get(name)
-    if hook is None:
+    if hook is None or (foreign and hook in ("session_start", "session_end")):
         return
     if hook in ("tool_call_start", "tool_call_complete"):
         call = _tool_call(name, seq, t, ev, session.record, session.state)
@@ -227,7 +229,10 @@ def drain(state: StateDir, sid: str, *, pm: Any = None, config: Any = None) -> D
                 _write_cursor(state, sid, seq)  # the same call journaled twice
                 continue
             seen.add(key)
-            _fire(pm, seq, t, ev, session)
+            # A SessionStart/SessionEnd from a process that does not own the session
+            # (sessions.LEASE_ROLES) reaches plugins as the event it is (hook_event), not
+            # as the session starting or ending.
+            _fire(pm, seq, t, ev, session, foreign=doc.get("lease") == "other")
             _write_cursor(state, sid, seq)
             delivered += 1
             cursor = seq

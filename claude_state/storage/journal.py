@@ -43,6 +43,9 @@ def append(state: StateDir, session_id: str, payloads: list[bytes]) -> list[int]
         _makedirs(state.root)
         for sub in ("sessions", "temp"):
             _makedirs(os.path.join(state.root, sub))
+        from claude_state.storage.gitignore import write_gitignore
+
+        write_gitignore(state.root)  # prompts and tool outputs stay out of git
         lock = FileLock(state.session_lock(session_id))
         lock.acquire()
     try:

@@ -128,6 +128,9 @@ class StateDir:
         _makedirs(self.root)
         for name in SUBDIRS:
             _makedirs(os.path.join(self.root, name))
+        from claude_state.storage.gitignore import write_gitignore
+
+        write_gitignore(self.root)
         if sweep:
             sweep_temp(self.temp)
         return self

@@ -38,7 +38,7 @@ def check_files_decode(state: StateDir) -> list[str]:
     for base, _dirs, files in os.walk(state.root):
         for name in files:
             path = os.path.join(base, name)
-            if name.endswith(".lock"):
+            if name.endswith(".lock") or name == ".gitignore":  # not framed: plain text
                 continue
             try:
                 with open(path, "rb") as f:

@@ -52,10 +52,14 @@ def describe_workflow(w: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def _call_line(c: dict[str, Any]) -> str:
+def _call_line(c: dict[str, Any], *, in_flight: bool = False) -> str:
+    """One tool call on one line (whitespace, newlines included, collapsed)."""
     summary = _clip(c.get("summary") or "", _CALL_CHARS)
+    name = c.get("tool_name") or "tool"
+    if in_flight:
+        return f"{name}: {summary}" if summary else name
     status = c.get("status") or "?"
-    return f"{c.get('tool_name') or 'tool'} {summary} ({status})".replace("  ", " ")
+    return f"{name}: {summary} ({status})" if summary else f"{name} ({status})"
 
 
 def _crash_section(plan: dict[str, Any]) -> str:
@@ -70,21 +74,50 @@ def _crash_section(plan: dict[str, Any]) -> str:
         lines.append("- It was driving no unfinished workflow.")
     if activity.get("last_prompt"):
         lines.append(f'- Last prompt: "{_clip(activity["last_prompt"], _PROMPT_CHARS)}".')
-    calls = activity.get("last_tool_calls") or []
-    if calls:
-        shown = "; ".join(_call_line(c) for c in calls[-_MAX_CALLS:])
-        lines.append(f"- Last tool calls (oldest first): {shown}.")
     flight = plan.get("in_flight_tool_calls") or []
+    flying = {c.get("tool_use_id") for c in flight if c.get("tool_use_id")}
+    # One call a line: a Bash command holds "; " itself, so calls are never joined with
+    # it; a call in flight is listed once, under "in flight", not also as a last call.
+    calls = [c for c in activity.get("last_tool_calls") or [] if c.get("tool_use_id") not in flying]
+    if calls:
+        lines.append("- Last tool calls (oldest first):")
+        lines.extend(f"  - {_call_line(c)}" for c in calls[-_MAX_CALLS:])
     if flight:
-        lines.append(
-            "- Tool calls in flight when it stopped (no result recorded): "
-            + "; ".join(_call_line(c) for c in flight[:_MAX_CALLS])
-            + "."
-        )
+        lines.append("- Tool calls in flight when it stopped (no result recorded):")
+        lines.extend(f"  - {_call_line(c, in_flight=True)}" for c in flight[:_MAX_CALLS])
+    orphans = plan.get("orphans") or []
+    if orphans:
+        lines.append("- Processes it left running (still alive):")
+        lines.extend(_process_lines(orphans))
+        lines.append(f"- `claude-state recover {sid} --kill-orphans` ends them.")
     loss = plan.get("estimated_data_loss")
     if loss:
         lines.append(f"- Estimated data loss: {_clip(loss, 400)}.")
     lines.append(f"- `claude-state recover {sid}` recovers it (`--dry-run` shows the plan).")
+    return "\n".join(lines)
+
+
+def _process_lines(orphans: Sequence[dict[str, Any]]) -> list[str]:
+    """One process a line: pid, command, how long it has run."""
+    lines = []
+    for o in orphans[:_MAX_CALLS]:
+        age = o.get("age_seconds")
+        since = f", running {int(age)}s" if isinstance(age, int | float) else ""
+        lines.append(
+            f"  - pid {o.get('pid')}: {_clip(o.get('command') or '?', _CALL_CHARS)}{since}"
+        )
+    if len(orphans) > _MAX_CALLS:
+        lines.append(f"  - and {len(orphans) - _MAX_CALLS} more")
+    return lines
+
+
+def _left_running_section(sid: str, orphans: Sequence[dict[str, Any]]) -> str:
+    lines = [
+        f"The previous agent of this session ({sid}) was killed; processes it started are "
+        "still running:"
+    ]
+    lines.extend(_process_lines(orphans))
+    lines.append("`kill <pid>` ends one that is no longer needed.")
     return "\n".join(lines)
 
 
@@ -102,6 +135,7 @@ def build_context(
     session_id: str | None = None,
     source: str | None = None,
     unfinished: Sequence[dict[str, Any]] = (),
+    left_running: Sequence[dict[str, Any]] = (),
     limit: int = MAX_CHARS,
 ) -> str:
     """The context text, at most *limit* characters ("" when there is nothing to say).
@@ -110,8 +144,12 @@ def build_context(
         order; the most recently active are described first.
     :param session_id: the session starting; with *unfinished*, its own open workflows
         (after a resume or a compaction).
+    :param left_running: processes the session's own killed agent left running (a
+        resume after a crash: :attr:`RecoveryPlan.orphans` of the recovery it ran).
     """
     parts: list[str] = []
+    if left_running and session_id:
+        parts.append(_left_running_section(session_id, left_running))
     if unfinished and session_id:
         parts.append(_resume_section(session_id, source or "resumed", unfinished))
     plans = sorted(

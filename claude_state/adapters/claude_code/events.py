@@ -18,7 +18,8 @@ only then does the handler act:
 ``Stop``                   plugins fed (turn checkpoint); the ``keep_working`` policy
 ``SubagentStop``           plugins fed
 ``PreCompact``             plugins fed (``pre_compact`` checkpoint)
-``SessionEnd``             plugins fed; session ended and lease released (1.5 s budget)
+``SessionEnd``             plugins fed; session ended and lease released, only when the
+                           sender holds the lease (1.5 s budget)
 ========================  ==================================================================
 """
 
@@ -61,6 +62,11 @@ class Event:
     data: dict[str, Any]
     seq: int
     t: float
+    #: ``SessionStart``/``SessionEnd``: how the sender stands to the lease (one of
+    #: ``sessions.LEASE_ROLES``), its agent pid, and the epoch of the lease it holds.
+    lease_role: str | None = None
+    by: int | None = None
+    lease_epoch: int | None = None
 
 
 def _answer(event: str, fields: dict[str, Any]) -> bytes:
@@ -154,11 +160,21 @@ def handle_cold(
         return 0, b""
     ev, payload = parsed
     name, sid = str(ev["hook_event_name"]), str(ev["session_id"])
+    role: tuple[str, int | None, int | None] | None = None
     try:
-        (seq,) = journal.append(state, sid, [journal.wrap(payload, t)])
+        if name in _LEASE_EVENTS:
+            role = _lease_role(state, sid, name, env)
+            from claude_state.domain.sessions import wrap_event
+
+            wrapped = wrap_event(payload, t, lease_role=role[0], by=role[1])
+        else:
+            wrapped = journal.wrap(payload, t)
+        (seq,) = journal.append(state, sid, [wrapped])
     except Exception as exc:
         return failed(state, exc, env, f"{name} {sid}: journal append"), b""
     event = Event(state, env, config, name, sid, ev, seq, t)
+    if role is not None:
+        event.lease_role, event.by, event.lease_epoch = role
     handler = _HANDLERS.get(name, _on_other)
     try:
         with _stdout_to_stderr():  # plugins run here; stdout is the agent's answer only
@@ -265,6 +281,75 @@ def _on_other(e: Event) -> bytes:
     return b""
 
 
+_LEASE_EVENTS = frozenset({"SessionStart", "SessionEnd"})
+
+
+def _caller_pid(name: str, env: Mapping[str, str]) -> int:
+    """The agent process this event comes from.
+
+    ``SessionStart`` takes the lease, so it needs a live process
+    (:func:`~claude_state.domain.procinfo.find_agent_pid`). ``SessionEnd`` only asks
+    *who* sent it, and Claude Code may be exiting while its ``SessionEnd`` hook runs: a
+    well-formed ``$CLAUDE_PID`` names the sender even when that process just died (the
+    variable is inherited from the agent that ran this hook).
+    """
+    from claude_state.domain.procinfo import find_agent_pid
+
+    raw = env.get("CLAUDE_PID", "").strip()
+    if name == "SessionEnd" and raw.isascii() and raw.isdigit() and 1 < len(raw) <= 10:
+        pid = int(raw)
+        if 1 < pid < 2**31:
+            return pid
+    return find_agent_pid(env)[0]
+
+
+def _lease_role(
+    state: StateDir, sid: str, name: str, env: Mapping[str, str]
+) -> tuple[str, int | None, int | None]:
+    """``(role, sender pid, epoch held by the sender)`` of a ``SessionStart``/``SessionEnd``.
+
+    Decided before the event is journaled, so the fold knows whether the sender owns the
+    session (``claude_state.domain.sessions``, :data:`~claude_state.domain.sessions.LEASE_ROLES`).
+    The answer cannot go stale in between for the cases that matter: while the sender
+    holds the lease nobody else can take it (its owner is alive: it is running this
+    hook), and a sender that does not hold it does not take it in this hook.
+
+    Owner means the held lease names the sender's pid on this host with the same start
+    token (a pid reused by another process is not the owner); a sender that already
+    exited (no token to read) is matched by pid. A damaged lease is no evidence of
+    anything: the sender is treated as a non-owner and nothing is ended.
+    """
+    from claude_state.domain import leases
+    from claude_state.domain.procinfo import hostname, process_start_token
+    from claude_state.domain.sessions import ROLE_FREE, ROLE_OTHER, ROLE_OWNER, ROLE_UNOWNED
+    from claude_state.domain.staleness import is_stale
+    from claude_state.errors import IntegrityError
+
+    try:
+        pid: int | None = _caller_pid(name, env)
+    except Exception as exc:  # no ancestry readable: unknown sender
+        log(state, f"{name} {sid}: sender unknown: {type(exc).__name__}: {exc}")
+        pid = None
+    try:
+        cur = leases.read(state, sid)
+    except IntegrityError as exc:
+        log(state, f"{name} {sid}: lease unreadable ({exc}); sender treated as a non-owner")
+        return ROLE_OTHER, pid, None
+    if cur is None:
+        return (ROLE_FREE if name == "SessionStart" else ROLE_UNOWNED), pid, None
+    owner = cur.info.owner
+    if cur.held and pid is not None and owner.pid == pid and owner.host == hostname():
+        token = process_start_token(pid)
+        if token is None or owner.start_time is None or token == owner.start_time:
+            return ROLE_OWNER, pid, cur.epoch
+    if name == "SessionStart":
+        if not cur.held:
+            return ROLE_FREE, pid, None
+        v = leases.verdict(cur)
+        return (ROLE_FREE if v is not None and is_stale(v) else ROLE_OTHER), pid, None
+    return ROLE_OTHER, pid, None
+
+
 def _take_lease(e: Event) -> None:
     from claude_state.domain.procinfo import ProcessIdentity, find_agent_pid
     from claude_state.domain.sessions import SessionStore
@@ -336,13 +421,18 @@ def _announce_crash(e: Event, sid: str, plan: Any) -> None:
 def _on_session_start(e: Event) -> bytes:
     source = e.data.get("source")
     source = source if isinstance(source, str) else "startup"
+    left_running: list[dict[str, Any]] = []
     if source in ("resume", "startup", "fork"):
         # A crashed session being resumed in a new process: recover it first, so its
-        # interrupted steps are ready to retry and the old epoch is fenced off.
+        # interrupted steps are ready to retry and the old epoch is fenced off. What its
+        # dead agent left running is told to the new one (nobody else will see it: the
+        # session is no longer crashed once resumed).
         try:
             from claude_state.domain.recovery import recover_for_resume
 
-            recover_for_resume(e.state, e.sid)
+            resumed = recover_for_resume(e.state, e.sid)
+            if resumed is not None:
+                left_running = list(resumed.orphans)
         except Exception as exc:
             log(e.state, f"SessionStart {e.sid}: recovery before resume failed: {exc!r}")
     record = _drain(e)
@@ -360,11 +450,17 @@ def _on_session_start(e: Event) -> bytes:
             unfinished = unfinished_workflows(e.state, e.sid, record)
         except ClaudeStateError as exc:
             log(e.state, f"SessionStart {e.sid}: unfinished workflows unknown: {exc}")
-    if not crashed and not unfinished:
+    if not crashed and not unfinished and not left_running:
         return b""
     from claude_state.adapters.claude_code.context import build_context
 
-    text = build_context(crashed, session_id=e.sid, source=source, unfinished=unfinished)
+    text = build_context(
+        crashed,
+        session_id=e.sid,
+        source=source,
+        unfinished=unfinished,
+        left_running=left_running,
+    )
     return _answer("SessionStart", {"additionalContext": text}) if text else b""
 
 
@@ -392,11 +488,29 @@ def _on_drain_only(e: Event) -> bytes:
 
 
 def _on_session_end(e: Event) -> bytes:
-    _drain(e)
-    from claude_state.domain.sessions import SessionStore
+    """End the session and release its lease, if (and only if) the sender owns it.
 
-    reason = e.data.get("reason")
-    SessionStore(e.state).end(e.sid, reason if isinstance(reason, str) else "other")
+    A ``SessionEnd`` from a process that does not hold the lease (a second terminal on
+    a live session; a ``claude --resume`` that failed, which fires only ``SessionEnd``)
+    is recorded as a foreign event: ending the session would hide a crash from
+    ``recover`` or release a live agent's lease, so a later kill went unnoticed. A
+    session that never had a lease (a resume of an unknown id) is ended by the fold,
+    naming the sender.
+    """
+    from claude_state.domain.sessions import ROLE_OTHER, ROLE_OWNER, SessionStore
+
+    _drain(e)
+    if e.lease_role == ROLE_OWNER:
+        reason = e.data.get("reason")
+        SessionStore(e.state).end(
+            e.sid, reason if isinstance(reason, str) else "other", epoch=e.lease_epoch
+        )
+    elif e.lease_role == ROLE_OTHER:
+        log(
+            e.state,
+            f"SessionEnd {e.sid} from pid {e.by}, which does not hold the session's lease: "
+            "recorded; the session is not ended and the lease is kept",
+        )
     return b""
 
 

@@ -37,19 +37,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from claude_state.errors import ConfigError, ConflictError, InvalidInputError, StorageError
+from claude_state.errors import (
+    ClaudeStateError,
+    ConfigError,
+    ConflictError,
+    InvalidInputError,
+    StorageError,
+)
 
 __all__ = [
     "EVENTS",
+    "HOOK_CODE",
     "HOT_CODE",
     "HOT_MODULE",
     "MATCHERS",
+    "NO_PYTHON_MESSAGE",
+    "PORTABLE_COMMAND",
     "SCOPES",
     "TIMEOUTS",
     "InstallResult",
     "hook_command",
     "hook_entry",
     "install",
+    "install_plan",
     "is_ours",
     "merge_hooks",
     "remove_hooks",
@@ -60,11 +70,83 @@ __all__ = [
 #: The module every hook command runs; its name is also how we recognise our entries.
 HOT_MODULE = "claude_state.adapters.claude_code.hot"
 
-#: The Python source passed to ``-c``.
+#: The hot entry point alone (``hookutil``, benchmarks and older installs use it).
 HOT_CODE = f"from {HOT_MODULE} import main; main()"
 
-#: Events claude-state hooks into. The first eight are the ones the CLI contract names.
-#: Two more are worth their cost:
+#: Events whose ``systemMessage`` Claude Code shows the user (it discards it on these).
+_SILENT_EVENTS = ("SessionEnd", "PreCompact", "PostCompact", "Notification")
+
+#: The Python source every command ``install`` writes passes to ``-c`` (and the plugin's
+#: ``hooks/claude-state-hook`` runs; a test keeps the two identical). On success it is
+#: :data:`HOT_CODE`. When the interpreter cannot import ``claude_state`` (a clone whose
+#: ``.venv`` lacks it, a removed install) the hook must not fail silently, nor on every
+#: event: it tells the user once per session through a ``systemMessage`` (the only hook
+#: output Claude Code shows the user) and exits 0. "Once" is a marker per session id in a
+#: private temp folder; on events whose ``systemMessage`` is discarded nothing is marked.
+#: The text holds no single quote: it is single-quoted in shell commands.
+HOOK_CODE = f"""import sys
+try:
+    from {HOT_MODULE} import main
+except ImportError as exc:
+    import json, os, stat, tempfile
+    try:
+        ev = json.loads(sys.stdin.buffer.read() or b"{{}}")
+    except Exception:
+        ev = {{}}
+    ev = ev if isinstance(ev, dict) else {{}}
+    if ev.get("hook_event_name") in ({", ".join('"' + e + '"' for e in _SILENT_EVENTS)}):
+        raise SystemExit(0)
+    sid = "".join(c for c in str(ev.get("session_id", "")) if c.isalnum() or c in "._-")
+    try:
+        d = os.path.join(tempfile.gettempdir(), "claude-state-%d" % os.getuid())
+        try:
+            os.mkdir(d, 0o700)
+        except FileExistsError:
+            pass
+        st = os.lstat(d)
+        if stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid():
+            m = os.path.join(d, "hook-unavailable-" + (sid[:128] or "unknown"))
+            os.close(os.open(m, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        raise SystemExit(0)
+    except OSError:
+        pass
+    msg = ("claude-state: the hook cannot import claude_state with %s (%s), so nothing of "
+           "this session is recorded. Install claude-state into that environment, or run "
+           "claude-state install again." % (sys.executable, exc))
+    sys.stdout.write(json.dumps({{"systemMessage": msg}}) + "\\n")
+    raise SystemExit(0)
+main()"""
+
+#: What the shell says when it finds no interpreter at all (no Python to run
+#: :data:`HOOK_CODE`): on ``SessionStart`` only, so once per session, from builtins only.
+NO_PYTHON_MESSAGE = (
+    "claude-state: the hook found no Python interpreter with claude-state installed "
+    "(neither a .venv in the project nor claude-state on PATH), so nothing of this session "
+    "is recorded. Install it (pip install claude-state) where the hook can find it."
+)
+_SH_NOTICE = (
+    "read -r l; case $l in *'\"SessionStart\"'*) printf '%s\\n' "
+    + '\'{"systemMessage":"'
+    + NO_PYTHON_MESSAGE
+    + "\"}'"
+    + ";; esac; exit 0"
+)
+
+#: The command the committed project settings get (``.claude/settings.json``): the same
+#: text on every machine, naming no path of this one. In order, with shell builtins only
+#: (the hook runs twice per tool call; ``sh -c`` execs the interpreter, no extra
+#: process): the project's own ``$CLAUDE_PROJECT_DIR/.venv/bin/python``, else the
+#: ``claude-state`` console script on ``PATH`` (``claude-state hook``, whose shebang
+#: names its interpreter), else a ``systemMessage`` on ``SessionStart`` and exit 0.
+PORTABLE_COMMAND = (
+    'p="$CLAUDE_PROJECT_DIR"/.venv/bin/python; '
+    f'if [ -x "$p" ]; then exec "$p" -I -c {shlex.quote(HOOK_CODE)}; fi; '
+    "if command -v claude-state >/dev/null 2>&1; then exec claude-state hook; fi; " + _SH_NOTICE
+)
+
+#: Events claude-state hooks into. Eight are the ones the CLI contract names. Three more
+#: are worth their cost:
 #:
 #: - ``PostToolUseFailure``: ``PostToolUse`` fires only when a tool *succeeded*. Without
 #:   the failure event, every failed tool call would stay "started, never finished" in the
@@ -72,14 +154,21 @@ HOT_CODE = f"from {HOT_MODULE} import main; main()"
 #: - ``SubagentStart``: pairs with ``SubagentStop``, so a subagent that was running when
 #:   the session died is known to have been running (agent-backed workflow steps).
 #:
-#: Both exist in every Claude Code release recent enough to run this (2.0.43+ and by
-#: 2.1.119 respectively); the hot path records any event it does not know and exits 0.
+#: - ``PostToolBatch``: fires once the whole batch of parallel tool calls has resolved,
+#:   before the next model call, also for a call refused before it ran (which fires no
+#:   ``PostToolUse``): the journal then shows where each turn's tool work ended.
+#:   It takes no matcher.
+#:
+#: They exist in every Claude Code release recent enough to run this (2.0.43+, by
+#: 2.1.119, and in the docs by 2026-06, seen firing in 2.1.332); the hot path records
+#: any event it does not know and exits 0.
 EVENTS: tuple[str, ...] = (
     "SessionStart",
     "UserPromptSubmit",
     "PreToolUse",
     "PostToolUse",
     "PostToolUseFailure",
+    "PostToolBatch",
     "Stop",
     "SubagentStart",
     "SubagentStop",
@@ -120,6 +209,7 @@ TIMEOUTS: dict[str, int] = {
     "PreToolUse": 10,
     "PostToolUse": 10,
     "PostToolUseFailure": 10,
+    "PostToolBatch": 10,
     "Stop": 10,
     "SubagentStart": 10,
     "SubagentStop": 10,
@@ -147,6 +237,14 @@ class InstallResult:
     settings: dict[str, Any]
     #: install: every event hooked; uninstall: the events our entries were removed from.
     events: tuple[str, ...] = field(default=())
+    #: The scope written (install may write ``local`` when ``project`` was asked, see
+    #: :func:`install_plan`), and why that file and that command.
+    scope: str = "project"
+    reason: str = ""
+    command: str = ""
+    #: The local settings our entries were removed from (a project install that works
+    #: on this machine replaces an older machine-specific one: both would run).
+    removed_from: Path | None = None
 
 
 # -- the command ---------------------------------------------------------------------------
@@ -189,10 +287,12 @@ def _is_within(path: str, root: str) -> bool:
 def hook_command(python: str | None = None) -> str:
     """The shell command written into settings for every event.
 
-    Format: ``<abs python> -I -c 'from claude_state.adapters.claude_code.hot import main;
-    main()'`` with the interpreter path quoted by :func:`shlex.quote` (so a path with
-    spaces stays one word). The path is made absolute but symlinks are *not* resolved: a
-    venv's ``bin/python`` is a symlink, and resolving it would lose the venv.
+    Format: ``<abs python> -I -c '<HOOK_CODE>'`` with the interpreter path quoted by
+    :func:`shlex.quote` (so a path with spaces stays one word). The path is made absolute
+    but symlinks are *not* resolved: a venv's ``bin/python`` is a symlink, and resolving
+    it would lose the venv. The path exists only on this machine, so this command goes
+    only into files that are not shared (local and user settings, see
+    :func:`install_plan`); the committed project settings get :data:`PORTABLE_COMMAND`.
     """
     # Why not the ``claude-state hook`` console script or ``python -m``: pip's
     # console-script wrapper imports ``re`` (~10 ms) and ``-m`` goes through runpy
@@ -205,7 +305,7 @@ def hook_command(python: str | None = None) -> str:
             "pass the interpreter explicitly"
         )
     exe = os.path.abspath(exe)
-    return f"{shlex.quote(exe)} {_isolation_flags(exe)} -c {shlex.quote(HOT_CODE)}"
+    return f"{shlex.quote(exe)} {_isolation_flags(exe)} -c {shlex.quote(HOOK_CODE)}"
 
 
 def hook_entry(event: str, command: str) -> dict[str, Any]:
@@ -524,6 +624,89 @@ def _apply(
     return path, changed, old, new, raw is not None
 
 
+def _imports_claude_state(python: str) -> bool:
+    """Whether *python* can import this package (run once, at install time)."""
+    import subprocess
+
+    try:
+        r = subprocess.run(
+            [python, "-I", "-c", f"import {HOT_MODULE}"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return r.returncode == 0
+
+
+def install_plan(
+    scope: str, project_dir: str | os.PathLike[str] | None = None
+) -> tuple[str, str, str]:
+    """``(scope to write, command, why)`` for an install asked for *scope*.
+
+    ``local`` and ``user`` settings are read on this machine only: they get
+    :func:`hook_command`, this interpreter's absolute path (no shell, no lookup).
+
+    ``project`` settings are committed and read on every clone, so they never name a path
+    of this machine: they get :data:`PORTABLE_COMMAND`, which finds the project's
+    ``.venv`` relative to ``$CLAUDE_PROJECT_DIR``, else ``claude-state`` on ``PATH``.
+    Before writing it we check that it finds claude-state *here*; when it would not
+    (claude-state lives in an environment outside the project and is not on ``PATH``),
+    the machine-specific command goes to ``.claude/settings.local.json`` instead and the
+    reason says so: a committed command that works nowhere would be worse than none.
+    """
+    if scope not in SCOPES:
+        raise InvalidInputError(f"unknown scope {scope!r}: expected one of {', '.join(SCOPES)}")
+    if scope != "project":
+        where = "your user settings" if scope == "user" else "the local settings"
+        return (
+            scope,
+            hook_command(),
+            f"{where} are not shared, so the hook runs this interpreter by its absolute path "
+            f"({os.path.abspath(sys.executable)}): no shell lookup on the hot path",
+        )
+    base = os.path.abspath(project_dir if project_dir is not None else os.getcwd())
+    venv_python = os.path.join(base, ".venv", "bin", "python")
+    here = os.path.abspath(sys.executable)
+    if os.access(venv_python, os.X_OK):
+        if _imports_claude_state(venv_python):
+            return (
+                "project",
+                PORTABLE_COMMAND,
+                "the project's .venv has claude-state: the committed settings run "
+                '"$CLAUDE_PROJECT_DIR"/.venv/bin/python, which works on every clone where '
+                "the project's environment exists, and name no path of this machine",
+            )
+        # The committed command would pick this .venv and find no claude-state in it.
+        return (
+            "local",
+            hook_command(),
+            f"the project's .venv ({venv_python}) does not have claude-state, and the "
+            "committed command would run it; until claude-state is installed there "
+            f"(.venv/bin/pip install claude-state), this machine's path ({here}) goes to "
+            ".claude/settings.local.json, which is not committed",
+        )
+    import shutil
+
+    on_path = shutil.which("claude-state")
+    if on_path:
+        return (
+            "project",
+            PORTABLE_COMMAND,
+            f"claude-state is on PATH here ({on_path}) and the project has no .venv with it: "
+            "the committed settings find it through PATH (or a project .venv, when one "
+            "exists), and name no path of this machine",
+        )
+    return (
+        "local",
+        hook_command(),
+        f"claude-state runs from {here}, outside the project's "
+        ".venv, and is not on PATH: that path exists only on this machine, so the hooks go "
+        "to .claude/settings.local.json (not committed) instead of .claude/settings.json",
+    )
+
+
 def install(
     scope: str = "project",
     project_dir: str | os.PathLike[str] | None = None,
@@ -531,16 +714,35 @@ def install(
     dry_run: bool = False,
     command: str | None = None,
 ) -> InstallResult:
-    """Merge claude-state's hooks into the settings file for *scope*.
+    """Merge claude-state's hooks into the settings file :func:`install_plan` picks.
 
-    *command* defaults to :func:`hook_command` (this interpreter). The file is written
-    only when its content changes, so a second run leaves it byte-for-byte identical;
-    ``dry_run`` computes the result and writes nothing. A malformed file raises
-    :class:`ConfigError` and is left untouched.
+    *command* overrides the planned command (same file). The file is written only when
+    its content changes, so a second run leaves it byte-for-byte identical; ``dry_run``
+    computes the result and writes nothing. A malformed file raises
+    :class:`ConfigError` and is left untouched. When the project settings are written,
+    our entries in the local settings are removed (both files are read, so both
+    commands would run and record every event twice); that file is otherwise untouched.
     """
-    cmd = command if command is not None else hook_command()
-    path, changed, _old, new, _ = _apply(scope, project_dir, dry_run, lambda s: merge_hooks(s, cmd))
-    return InstallResult(path, changed, new, EVENTS)
+    if scope == "project":
+        # Refuse a malformed project file even when the hooks go to the local file:
+        # the user asked for the project settings, and Claude Code reads both.
+        _read(Path(os.path.realpath(settings_path("project", project_dir))))
+    target, planned, reason = install_plan(scope, project_dir)
+    cmd = command if command is not None else planned
+    path, changed, _old, new, _ = _apply(
+        target, project_dir, dry_run, lambda s: merge_hooks(s, cmd)
+    )
+    removed: Path | None = None
+    if target == "project":
+        local = Path(os.path.realpath(settings_path("local", project_dir)))
+        try:
+            has_ours = bool(_events_with_ours(_read(local)[1]))
+        except ClaudeStateError:
+            has_ours = False  # not ours to judge: Claude Code will report a broken file
+        if has_ours:
+            _apply("local", project_dir, dry_run, remove_hooks)
+            removed = local
+    return InstallResult(path, changed, new, EVENTS, target, reason, cmd, removed)
 
 
 def uninstall(
@@ -552,6 +754,18 @@ def uninstall(
     """Remove claude-state's hooks (and only those) from the settings file for *scope*.
 
     A missing file is not an error: there is nothing to remove and nothing is created.
+    ``project`` also removes ours from the local settings, where a project install puts
+    them when it cannot write a portable command (:func:`install_plan`); that file is
+    reported in ``removed_from``.
     """
     path, changed, old, new, _ = _apply(scope, project_dir, dry_run, remove_hooks)
-    return InstallResult(path, changed, new, _events_with_ours(old))
+    removed: Path | None = None
+    if scope == "project":
+        local = Path(os.path.realpath(settings_path("local", project_dir)))
+        try:
+            if _events_with_ours(_read(local)[1]):
+                _apply("local", project_dir, dry_run, remove_hooks)
+                removed = local
+        except ClaudeStateError:
+            pass  # a broken local file is not ours to judge
+    return InstallResult(path, changed, new, _events_with_ours(old), scope, removed_from=removed)
