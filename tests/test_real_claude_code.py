@@ -186,6 +186,11 @@ def test_every_fired_event_is_recorded(world: tuple[FakeAnthropic, Sandbox]) -> 
     agent = sb.run("Do the chores. [[script:tools]]", sid=sid, extra=("--debug-file", str(debug)))
     assert agent.proc.returncode == 0, agent.stderr()[-2000:]
     assert [r.turn for r in api.scripted("tools")] == [0, 1, 2, 3]
+    # One model request a turn and nothing else, to no other host.
+    assert [(r.method, r.path.split("?")[0]) for r in api.snapshot()] == [
+        ("POST", "/v1/messages")
+    ] * 4
+    assert sb.blackhole.requests == []
 
     witnessed = witnessed_rows(sb, sid)
     recorded = recorded_rows(sb, sid)
@@ -245,6 +250,29 @@ def test_control_a_missing_hook_shows_in_the_comparison(
         ("PostToolUse", "Read", "toolu_e2e_read"),
     ]
     assert [w for w in witnessed if w[0] != "PostToolUse"] == recorded
+
+
+def test_control_the_blackhole_sees_traffic_when_it_is_not_switched_off(
+    world: tuple[FakeAnthropic, Sandbox],
+) -> None:
+    """The "no other host" check above is not vacuous: with non-essential traffic allowed,
+    the same session makes the client try hosts other than ANTHROPIC_BASE_URL, and every
+    attempt lands in the blackhole proxy (so none reached the network)."""
+    _api, sb = world
+    traffic_on = {
+        k: None
+        for k in (
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
+            "DISABLE_TELEMETRY",
+            "DISABLE_ERROR_REPORTING",
+            "DISABLE_AUTOUPDATER",
+            "DISABLE_BUG_COMMAND",
+        )
+    }
+    agent = sb.run("Do the chores. [[script:tools]]", sid=new_sid(), env=traffic_on)
+    assert agent.proc.returncode == 0, agent.stderr()[-2000:]
+    assert sb.blackhole.requests != []
+    assert all(r.startswith("CONNECT ") for r in sb.blackhole.requests), sb.blackhole.requests
 
 
 # -- 2. a crash, and the next session hears of it ---------------------------------------------

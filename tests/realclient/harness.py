@@ -9,8 +9,10 @@ through its environment, and :meth:`Sandbox.close` kills every tagged process (t
 client, its hooks, the Bash children it leaves behind), also when a test failed.
 
 Nothing here talks to any host but 127.0.0.1: the client's non-essential traffic is
-switched off, and any other connection it tries goes to a proxy address on 127.0.0.1
-where nothing listens.
+switched off, and any other connection it tries goes through ``HTTPS_PROXY`` to a
+:class:`Blackhole` on 127.0.0.1, which notes the request line (``CONNECT host:443``) and
+hangs up. (With non-essential traffic on, 2.1.332 tries ``api.anthropic.com:443``
+directly, whatever ``ANTHROPIC_BASE_URL`` says; with it off it tries nothing.)
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -50,6 +54,41 @@ def wait_for(what: str, fn: Callable[[], T | None], timeout: float = 30.0) -> T:
 
 def new_sid() -> str:
     return str(uuid.uuid4())
+
+
+class Blackhole:
+    """A proxy on 127.0.0.1 that forwards nothing: it records each request line, closes."""
+
+    def __init__(self) -> None:
+        self.requests: list[str] = []
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._sock.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                continue  # the accept timeout: check the stop flag
+            with conn:
+                conn.settimeout(2)
+                try:
+                    head = conn.recv(1024)
+                except OSError:
+                    head = b""
+                self.requests.append(head.split(b"\r\n", 1)[0].decode("latin-1"))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._sock.close()
 
 
 @dataclass
@@ -110,6 +149,14 @@ class Sandbox:
         self.project = self.root / "project"
         self.witness_log = self.root / "witness.jsonl"
         self.tag = f"{self.root}:{os.getpid()}"
+        self.blackhole = Blackhole()
+        try:
+            self._build()
+        except BaseException:
+            self.blackhole.close()
+            raise
+
+    def _build(self) -> None:
         self.home.mkdir()
         self.project.mkdir()
         subprocess.run(["git", "init", "-q", str(self.project)], check=True, timeout=30)
@@ -197,9 +244,9 @@ class Sandbox:
             "DISABLE_ERROR_REPORTING": "1",
             "DISABLE_BUG_COMMAND": "1",
             "CLAUDE_CODE_ENABLE_TELEMETRY": "0",
-            # Anything else the client tries goes nowhere: a closed port on 127.0.0.1.
-            "HTTPS_PROXY": "http://127.0.0.1:9",
-            "HTTP_PROXY": "http://127.0.0.1:9",
+            # Anything else the client tries goes nowhere, and is noted.
+            "HTTPS_PROXY": self.blackhole.url,
+            "HTTP_PROXY": self.blackhole.url,
             "NO_PROXY": "127.0.0.1,localhost",
             TAG: self.tag,
         }
@@ -214,8 +261,16 @@ class Sandbox:
         sid: str | None = None,
         resume: str | None = None,
         extra: tuple[str, ...] = (),
+        env: dict[str, str | None] | None = None,
     ) -> Agent:
-        """Start ``claude -p PROMPT`` (a new session *sid*, or ``--resume`` *resume*)."""
+        """Start ``claude -p PROMPT`` (a new session *sid*, or ``--resume`` *resume*);
+        *env* changes the environment (``None`` removes a variable)."""
+        environ = self.env()
+        for k, v in (env or {}).items():
+            if v is None:
+                environ.pop(k, None)
+            else:
+                environ[k] = v
         args = [
             str(self.claude),
             "-p",
@@ -238,7 +293,7 @@ class Sandbox:
             proc = subprocess.Popen(
                 args,
                 cwd=self.project,
-                env=self.env(),
+                env=environ,
                 stdin=subprocess.DEVNULL,
                 stdout=fo,
                 stderr=fe,
@@ -315,6 +370,7 @@ class Sandbox:
             except subprocess.TimeoutExpired:
                 pass
         psutil.wait_procs(self.tagged(), timeout=5)
+        self.blackhole.close()
 
 
 def _q(s: str) -> str:
