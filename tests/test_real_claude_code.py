@@ -386,10 +386,13 @@ def test_second_terminal_resuming_a_live_session_leaves_the_first_ones_lease(
 
     second = sb.run("Quick question. [[script:hello]]", resume=sid)
     assert second.proc.returncode == 0, second.stderr()[-1000:]
-    sources = [ln["ev"].get("source") for ln in sb.witnessed(sid)]
-    assert sources.count("resume") == 1 and [ln["claude_pid"] for ln in sb.witnessed(sid)][
-        -1
-    ] == str(second.pid)
+    starts = [ln for ln in sb.witnessed(sid) if ln["ev"]["hook_event_name"] == "SessionStart"]
+    assert [(ln["ev"].get("source"), ln["claude_pid"]) for ln in starts] == [
+        ("startup", str(first.pid)),
+        ("resume", str(second.pid)),
+    ]
+    # The second client ended its part: it fired SessionEnd as it exited.
+    assert sb.witnessed(sid)[-1]["ev"]["hook_event_name"] == "SessionEnd"
 
     assert first.proc.poll() is None, "the first client should still be in its build"
     d = show(sb, sid)

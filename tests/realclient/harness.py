@@ -170,13 +170,13 @@ class Sandbox:
         self.events = self.hooked_events()
         assert "SessionStart" in self.events and "PreToolUse" in self.events, self.events
         witness_cmd = f"{_q(sys.executable)} -I -S {_q(str(WITNESS))} {_q(str(self.witness_log))}"
-        hooks = {
-            ev: [{"hooks": [{"type": "command", "command": witness_cmd, "timeout": 30}]}]
-            for ev in self.events
-        }
-        for ev in ("PreToolUse", "PostToolUse", "PostToolUseFailure"):
-            if ev in hooks:
-                hooks[ev][0]["matcher"] = "*"
+        handler = {"type": "command", "command": witness_cmd, "timeout": 30}
+        hooks: dict[str, list[dict[str, Any]]] = {}
+        for ev, matcher in self.events.items():  # the same events, the same matchers
+            group: dict[str, Any] = {"hooks": [handler]}
+            if matcher is not None:
+                group["matcher"] = matcher
+            hooks[ev] = [group]
         self.witness_settings = self.root / "witness-settings.json"
         self.witness_settings.write_text(json.dumps({"hooks": hooks}, indent=2))
 
@@ -202,15 +202,16 @@ class Sandbox:
         d = self.project / ".claude"
         return [p for p in (d / "settings.json", d / "settings.local.json") if p.exists()]
 
-    def hooked_events(self) -> list[str]:
-        """Every event claude-state's installed settings hook into, in file order."""
-        out: list[str] = []
+    def hooked_events(self) -> dict[str, str | None]:
+        """Every event claude-state's installed settings hook into, with the matcher of
+        its entry (``None`` for none), in file order."""
+        out: dict[str, str | None] = {}
         for path in self.settings_files():
             for ev, groups in json.loads(path.read_text()).get("hooks", {}).items():
-                cmds = [h.get("command", "") for g in groups for h in g.get("hooks", [])]
-                ours = any("claude_state" in c or "claude-state" in c for c in cmds)
-                if ours and ev not in out:
-                    out.append(ev)
+                for g in groups:
+                    cmds = [h.get("command", "") for h in g.get("hooks", [])]
+                    if any("claude_state" in c or "claude-state" in c for c in cmds):
+                        out.setdefault(ev, g.get("matcher"))
         return out
 
     def state_dir(self) -> Path:
