@@ -52,16 +52,18 @@ def _candidates(prefix: Path) -> list[Path]:
 
 
 def _reports(exe: Path, version: str) -> bool:
-    try:
-        p = subprocess.run(
-            [str(exe), "--version"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": tempfile.gettempdir()},
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
+    """Whether *exe* runs and says it is *version* (with a private, empty HOME)."""
+    with tempfile.TemporaryDirectory(prefix="claude-version.") as home:
+        try:
+            p = subprocess.run(
+                [str(exe), "--version"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "TMPDIR": home},
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return False
     return p.returncode == 0 and p.stdout.split()[:1] == [version]
 
 
