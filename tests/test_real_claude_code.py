@@ -191,6 +191,12 @@ def test_every_fired_event_is_recorded(world: tuple[FakeAnthropic, Sandbox]) -> 
         ("POST", "/v1/messages")
     ] * 4
     assert sb.blackhole.requests == []
+    [result] = [m for m in agent.messages() if m.get("type") == "result"]
+    assert (result["session_id"], result["subtype"], result["result"]) == (
+        sid,
+        "success",
+        "All done.",
+    )
 
     witnessed = witnessed_rows(sb, sid)
     recorded = recorded_rows(sb, sid)

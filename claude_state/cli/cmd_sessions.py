@@ -11,7 +11,7 @@ from claude_state.cli.common import Context
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "sessions",
-        help="list, show, export and import recorded agent sessions",
+        help="list and show recorded agent sessions and their events; export and import them",
         description="Sessions recorded by the Claude Code hook: their status (active, "
         "crashed, ended, recovered), owner process, activity and workflows.",
     )
