@@ -17,6 +17,7 @@ import pytest
 from hookutil import SID, fixtures, hook_env, run_hook, state_root
 
 from claude_state.domain.sessions import SessionStore
+from claude_state.storage import journal
 from claude_state.storage.layout import StateDir
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -119,3 +120,13 @@ def test_an_empty_state_dir_is_not_found_too(project: Path, tmp_path: Path) -> N
     """A session known elsewhere is unknown here: exit 3, not an empty list."""
     assert cli(tmp_path, "--json", "sessions", "events", SID).returncode == 3
     assert cli(project, "--json", "sessions", "events", SID).returncode == 0
+
+
+def test_a_record_that_is_not_a_hook_event_is_left_out(tmp_path: Path) -> None:
+    """A damaged-but-checksummed payload (not JSON, or JSON without an event) is skipped,
+    as the catch-up skips it; the events around it keep their own sequence numbers."""
+    state = StateDir(str(state_root(tmp_path))).ensure()
+    good = [journal.wrap(data) for _name, data in fixtures()[:2]]
+    journal.append(state, SID, [good[0], b"not json", b'{"t": 1.0, "ev": "x"}', good[1]])
+    rows = json.loads(cli(tmp_path, "--json", "sessions", "events", SID).stdout)
+    assert [(r["seq"], r["event"]) for r in rows] == [(1, "SessionStart"), (4, "UserPromptSubmit")]

@@ -151,11 +151,14 @@ def session_events(ctx: Context, sid: str) -> list[dict[str, Any]]:
 
     Read straight from the journal (not the folded record) so nothing is summarised
     away: every event the hook made durable appears once, in ``seq`` order. A record
-    that is not a JSON hook event is skipped, as the catch-up skips (and logs) it.
+    that is not a JSON hook event (``{"t": <receive time>, "ev": {...}, ...}``, see
+    :mod:`claude_state.storage.journal`) is skipped, as the catch-up skips (and logs) it.
 
     :raises NotFoundError: nothing of *sid* is on disk.
     """
-    from claude_state.domain.sessions import SessionStore, _parse_payload, iso_or_none
+    import orjson
+
+    from claude_state.domain.sessions import SessionStore, iso_or_none
     from claude_state.errors import NotFoundError
     from claude_state.storage import journal
 
@@ -164,17 +167,21 @@ def session_events(ctx: Context, sid: str) -> list[dict[str, Any]]:
         raise NotFoundError("session", sid)
     rows = []
     for seq, payload in journal.read(state, sid):
-        parsed = _parse_payload(payload)
-        if parsed is None:
+        try:
+            doc = orjson.loads(payload)
+        except orjson.JSONDecodeError:
             continue
-        t, ev = parsed
+        ev = doc.get("ev") if isinstance(doc, dict) else None
+        t = doc.get("t") if isinstance(doc, dict) else None
+        if not isinstance(ev, dict) or not isinstance(t, int | float) or isinstance(t, bool):
+            continue
         rows.append(
             {
                 "seq": seq,
                 "event": _str_or_none(ev.get("hook_event_name")),
                 "tool_name": _str_or_none(ev.get("tool_name")),
                 "tool_use_id": _str_or_none(ev.get("tool_use_id")),
-                "at": iso_or_none(t),
+                "at": iso_or_none(float(t)),
             }
         )
     return rows
