@@ -29,7 +29,6 @@ What the scenarios check (issue 16):
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -38,7 +37,7 @@ from typing import Any
 
 import pytest
 from realclient.fake_api import FakeAnthropic, Text, ToolUse, Turn
-from realclient.harness import Agent, Sandbox, new_sid, wait_for
+from realclient.harness import Agent, Sandbox, hook_runs, new_sid, wait_for
 from realclient.install import Unavailable, claude_code
 
 REPO = Path(__file__).resolve().parent.parent
@@ -165,18 +164,6 @@ def no_conversation(agent: Agent) -> bool:
 
 
 # -- 1. every fired event is recorded ----------------------------------------------------------
-
-HOOK_DONE = re.compile(r"Hooks: (\w+)(?::\S*)? \[(.*)\] finished with status (\d+) \((\d+)ms\)")
-
-
-def hook_runs(debug_log: Path) -> list[tuple[str, str, int, int]]:
-    """``(event, command, exit status, ms)`` of every hook run the client's debug log reports."""
-    out = []
-    for line in debug_log.read_text(errors="replace").splitlines():
-        m = HOOK_DONE.search(line)
-        if m:
-            out.append((m.group(1), m.group(2), int(m.group(3)), int(m.group(4))))
-    return out
 
 
 def test_every_fired_event_is_recorded(world: tuple[FakeAnthropic, Sandbox]) -> None:

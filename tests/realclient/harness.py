@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -50,6 +51,21 @@ def wait_for(what: str, fn: Callable[[], T | None], timeout: float = 30.0) -> T:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(0.05)
+
+
+#: A hook run as the client's ``--debug-file`` log reports it.
+HOOK_DONE = re.compile(r"Hooks: (\w+)(?::\S*)? \[(.*)\] finished with status (\d+) \((\d+)ms\)")
+
+
+def hook_runs(debug_log: Path) -> list[tuple[str, str, int, int]]:
+    """``(event, command, exit status, ms)`` of every hook run the client's debug log
+    reports (the client's own timing of each hook command, start to exit)."""
+    out = []
+    for line in debug_log.read_text(errors="replace").splitlines():
+        m = HOOK_DONE.search(line)
+        if m:
+            out.append((m.group(1), m.group(2), int(m.group(3)), int(m.group(4))))
+    return out
 
 
 def new_sid() -> str:
