@@ -120,18 +120,19 @@ def in_long_build(sb: Sandbox, sid: str, call_id: str) -> None:
     )
     wait_for(
         "the build's sleep to run",
-        lambda: any(p.cmdline()[:2] == ["sleep", "60"] for p in _alive(sb)),
+        lambda: any(c[:2] == ["sleep", "60"] for c in _cmdlines(sb)),
     )
 
 
-def _alive(sb: Sandbox) -> list[Any]:
+def _cmdlines(sb: Sandbox) -> list[list[str]]:
+    """The command lines of the sandbox's live processes (one that exits meanwhile is
+    left out)."""
     import psutil
 
     out = []
     for p in sb.tagged():
         try:
-            p.cmdline()
-            out.append(p)
+            out.append(p.cmdline())
         except psutil.Error:
             continue
     return out
