@@ -217,6 +217,7 @@ def _script(tmp: Path) -> list[tuple[list[str], str | None]]:
         (["status"], None),
         (["sessions", "list"], None),
         (["sessions", "show", SID], None),
+        (["sessions", "events", SID], None),
         (["sessions", "export", SID, "-o", bundle], None),
         (["sessions", "import", bundle], None),
         (["recover", "--dry-run"], None),
@@ -344,6 +345,7 @@ def test_runtime_errors_print_one_line(populated: Path, tmp_path: Path) -> None:
         (3, ["workflow", "show", "ghost"]),
         (3, ["checkpoint", "show", "cp-ghost"]),
         (3, ["sessions", "show", "ghost"]),
+        (3, ["sessions", "events", "ghost"]),
         (3, ["sessions", "export", "ghost"]),
         (3, ["sessions", "import", str(tmp_path / "missing.bundle")]),
         (1, ["sessions", "import", str(damaged)]),
@@ -441,6 +443,7 @@ ID_COMMANDS = [
     ["checkpoint", "verify", "X"],
     ["checkpoint", "suggest", "X"],
     ["sessions", "show", "X"],
+    ["sessions", "events", "X"],
     ["sessions", "export", "X"],
     ["recover", "X"],
 ]

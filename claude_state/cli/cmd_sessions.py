@@ -1,4 +1,4 @@
-"""``claude-state sessions list|show|export|import``: inspect and move recorded sessions."""
+"""``claude-state sessions list|show|events|export|import``: inspect and move recorded sessions."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from claude_state.cli.common import Context
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "sessions",
-        help="list, show, export and import recorded agent sessions",
+        help="list and show recorded agent sessions and their events; export and import them",
         description="Sessions recorded by the Claude Code hook: their status (active, "
         "crashed, ended, recovered), owner process, activity and workflows.",
     )
@@ -26,6 +26,15 @@ def register(sub: Any) -> None:
     sp = ss.add_parser("show", help="show one session in detail")
     sp.add_argument("sid", metavar="SID")
     sp.set_defaults(func=run_show)
+    vp = ss.add_parser(
+        "events",
+        help="list every hook event recorded for a session, in journal order",
+        description="Every hook event recorded in a session's journal, in order: its "
+        "sequence number, receive time, event name and tool call, so what the agent fired "
+        "can be compared with what was recorded.",
+    )
+    vp.add_argument("sid", metavar="SID")
+    vp.set_defaults(func=run_events)
     ep = ss.add_parser(
         "export",
         help="write a session, its workflows, checkpoints and blobs to one checksummed bundle",
@@ -171,6 +180,67 @@ def run_show(args: argparse.Namespace, ctx: Context) -> int:
     if d["status"] == "crashed":
         lines.append(f"\nthis session crashed; recover it with: claude-state recover {d['id']}")
     ctx.emit(d, "\n".join(lines))
+    return 0
+
+
+def _str_or_none(v: Any) -> str | None:
+    return v if isinstance(v, str) and v else None
+
+
+def session_events(ctx: Context, sid: str) -> list[dict[str, Any]]:
+    """The contract's ``sessions events`` rows for *sid*, read from its journal.
+
+    Read straight from the journal (not the folded record) so nothing is summarised
+    away: every event the hook made durable appears once, in ``seq`` order. A record
+    that is not a JSON hook event (``{"t": <receive time>, "ev": {...}, ...}``, see
+    :mod:`claude_state.storage.journal`) is skipped, as the catch-up skips (and logs) it.
+
+    :raises NotFoundError: nothing of *sid* is on disk.
+    """
+    import orjson
+
+    from claude_state.domain.sessions import SessionStore, iso_or_none
+    from claude_state.errors import NotFoundError
+    from claude_state.storage import journal
+
+    state = ctx.state_if_exists()
+    if not SessionStore(state).exists(sid):
+        raise NotFoundError("session", sid)
+    rows = []
+    for seq, payload in journal.read(state, sid):
+        try:
+            doc = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            continue
+        ev = doc.get("ev") if isinstance(doc, dict) else None
+        t = doc.get("t") if isinstance(doc, dict) else None
+        if not isinstance(ev, dict) or not isinstance(t, int | float) or isinstance(t, bool):
+            continue
+        rows.append(
+            {
+                "seq": seq,
+                "event": _str_or_none(ev.get("hook_event_name")),
+                "tool_name": _str_or_none(ev.get("tool_name")),
+                "tool_use_id": _str_or_none(ev.get("tool_use_id")),
+                "at": iso_or_none(float(t)),
+            }
+        )
+    return rows
+
+
+def run_events(args: argparse.Namespace, ctx: Context) -> int:
+    from claude_state.ids import validate_id
+
+    sid = validate_id(args.sid, "session id")
+    rows = session_events(ctx, sid)
+    lines = [
+        (
+            f"{r['seq']:>5}  {_fmt(r['at'])}  {_fmt(r['event']):<18}  "
+            f"{r['tool_name'] or ''}  {r['tool_use_id'] or ''}"
+        ).rstrip()
+        for r in rows
+    ]
+    ctx.emit(rows, "\n".join(lines) if lines else f"session {sid}: no events recorded")
     return 0
 
 
