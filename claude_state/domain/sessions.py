@@ -314,11 +314,11 @@ def _note_subagent(
 
 
 def _parse_payload(payload: bytes) -> tuple[float, dict[str, Any]] | None:
-    import orjson
+    from claude_state.storage import jsonio
 
     try:
-        doc = orjson.loads(payload)
-    except orjson.JSONDecodeError:
+        doc = jsonio.loads(payload)
+    except jsonio.JSONDecodeError:
         return None
     if not isinstance(doc, dict) or not isinstance(doc.get("ev"), dict):
         return None

@@ -208,6 +208,8 @@ def drain(state: StateDir, sid: str, *, pm: Any = None, config: Any = None) -> D
     os.makedirs(state.sessions, 0o700, exist_ok=True)
     import orjson
 
+    from claude_state.storage import jsonio
+
     delivered = 0
     with FileLock(cursor_path(state, sid) + ".lock"):
         cursor = read_cursor(state, sid)
@@ -215,7 +217,7 @@ def drain(state: StateDir, sid: str, *, pm: Any = None, config: Any = None) -> D
         seen: set[tuple[str, str]] = set()
         for seq, payload in journal.read(state, sid, cursor):
             try:
-                doc = orjson.loads(payload)
+                doc = jsonio.loads(payload)
                 ev, t = doc["ev"], float(doc["t"])
                 if not isinstance(ev, dict):
                     raise TypeError("event is not an object")

@@ -37,7 +37,7 @@ from claude_state.adapters.claude_code.hot import COLD_EVENTS, check_gate, faile
 from claude_state.errors import ClaudeStateError, LeaseHeldError
 from claude_state.ids import is_valid_id
 from claude_state.plugins.config import Config, load_config, sync_hot_conf
-from claude_state.storage import journal
+from claude_state.storage import journal, jsonio
 from claude_state.storage.layout import StateDir
 
 __all__ = ["BLOB_VALUE_THRESHOLD", "Event", "handle_cold"]
@@ -104,7 +104,7 @@ def _parse(
 
     body = Redactor(config.custom_patterns()).redact_json_bytes(body)
     try:
-        ev = orjson.loads(body)
+        ev = jsonio.loads(body)
     except orjson.JSONDecodeError as exc:
         log(state, f"malformed hook input ({len(raw)} bytes) ignored: {exc}")
         return None
