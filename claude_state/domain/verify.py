@@ -133,6 +133,8 @@ def verify(
                     and not os.path.exists(path[: -len(".wal")] + ".state")
                 ):
                     report.add(path, "orphan", "WAL without a snapshot")
+                if name.endswith(".wal") and rel_dir == "sessions":
+                    _check_journal_behind(path, result, report, repair)
                 if result.torn and repair and not name.endswith(".prev"):
                     # Under the writer's lock, on the file as it is now: a writer may
                     # have finished that "torn" record (acknowledged) since it was read.
@@ -162,6 +164,44 @@ def verify(
                 progress(1)
     _verify_checkpoint_chains(state, report)
     return report
+
+
+def _applied_seq(record_path: str) -> int:
+    """The journal cursor of a session record; 0 when absent or damaged (reported on
+    its own)."""
+    try:
+        _h, body = frame.decode_doc(_read(record_path), frame.Kind.SESSION, record_path)
+    except (OSError, IntegrityError):
+        return 0
+    seq = body.get("applied_seq") if isinstance(body, dict) else None
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else 0
+
+
+def _check_journal_behind(path: str, result: wal.WALRead, report: Report, repair: bool) -> None:
+    """A session journal must reach past what its record applied.
+
+    A journal that ends at or below the record's cursor lost records that were applied
+    (a tail damaged or truncated after its events were folded in); new events numbered
+    from its end would be taken for ones already applied and never be seen. Repair
+    leaves a jump record so numbering resumes above the cursor.
+    """
+    stem = path[: -len(".wal")]
+    applied = _applied_seq(stem + ".session")
+    if applied < result.next_seq:
+        return
+    detail = (
+        f"journal ends before seq {result.next_seq} but its session record applied up to "
+        f"{applied}: applied records were lost (tail damaged or truncated)"
+    )
+    if repair:
+        with FileLock(stem + ".lock"):
+            jumped = wal.append_jump(path, applied + 1)
+        how = "jump record" if jumped else "the cut torn tail left a jump record"
+        report.repaired.append(
+            {"path": path, "action": f"{detail}; numbering resumes above {applied} ({how})"}
+        )
+        return
+    report.add(path, "journal_behind", detail)
 
 
 def _damaged(state: StateDir, report: Report, path: str, exc: IntegrityError, repair: bool) -> None:
