@@ -47,7 +47,7 @@ from claude_state.errors import (
     StorageError,
 )
 from claude_state.ids import validate_id
-from claude_state.storage import frame, wal
+from claude_state.storage import frame, safeio, wal
 from claude_state.storage.atomic import atomic_write, fsync_dir
 from claude_state.storage.blobs import BlobStore, is_ref
 from claude_state.storage.docfile import read_doc
@@ -483,8 +483,7 @@ class WorkflowStore:
         header and the WAL's tail, not the snapshot's payload (lock held)."""
         snap, wpath = self.state.workflow_state(wid), self.state.workflow_wal(wid)
         try:
-            with open(snap, "rb") as f:
-                header = frame.decode_header(f.read(frame.HEADER_SIZE), snap)
+            header = frame.decode_header(safeio.read_head(snap, frame.HEADER_SIZE), snap)
         except (FileNotFoundError, FrameError):
             header = None  # absent or damaged: the WAL alone says how far things went
         wal_gen, last_seq = wal.tail(wpath)
@@ -578,7 +577,7 @@ class WorkflowStore:
     def _open_checked(path: str, ino: int, flags: int) -> int:
         """*path* opened, checked to be the file that was read (lock held)."""
         try:
-            fd = os.open(path, flags | os.O_CLOEXEC)
+            fd = os.open(path, flags | safeio.SAFE_FLAGS)  # no symlink/FIFO; ino checked
         except OSError as exc:
             raise StorageError(f"could not open {path}: {exc.strerror}", path, exc.errno) from exc
         if os.fstat(fd).st_ino != ino:
@@ -691,8 +690,9 @@ class WorkflowStore:
             # header, when it still verifies, must name the derived WAL's generation.
             damaged_gen: int | None = None  # stays None when the header is damaged too
             try:
-                with open(snap, "rb") as f:
-                    damaged_gen = frame.decode_header(f.read(frame.HEADER_SIZE), snap).generation
+                damaged_gen = frame.decode_header(
+                    safeio.read_head(snap, frame.HEADER_SIZE), snap
+                ).generation
             except FrameError:
                 pass  # header damaged too: .prev still existing is the proof (save drops it)
             header, body = read_doc(snap + ".prev", frame.Kind.WORKFLOW)

@@ -144,9 +144,10 @@ def load_config(state: StateDir, env: Mapping[str, str] | None = None) -> Config
     :raises ConfigError: the file exists but is not valid JSON or not a valid config.
     """
     path = config_path(state, env)
+    from claude_state.storage.atomic import read_file
+
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = read_file(path)  # a FIFO or symlink is refused, never waited on
     except FileNotFoundError:
         return Config()
     except OSError as exc:
@@ -200,10 +201,12 @@ def sync_hot_conf(state: StateDir, cfg: Config, env: Mapping[str, str] | None = 
     """
     path = os.path.join(state.root, HOT_CONF)
     want = hot_conf_bytes(cfg, config_path(state, env))
+    from claude_state.errors import IntegrityError
+    from claude_state.storage.atomic import read_file
+
     try:
-        with open(path, "rb") as f:
-            have: bytes | None = f.read()
-    except FileNotFoundError:
+        have: bytes | None = read_file(path)
+    except (FileNotFoundError, IntegrityError):  # absent, or foreign: replaced below
         have = None
     if not want:
         if have is None:

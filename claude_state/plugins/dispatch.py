@@ -74,11 +74,11 @@ def read_cursor(state: StateDir, sid: str) -> int:
     """
     from claude_state.errors import FrameError
     from claude_state.storage import frame
+    from claude_state.storage.safeio import ForeignObjectError, read_regular
 
     try:
-        with open(cursor_path(state, sid), "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
+        data = read_regular(cursor_path(state, sid))  # no symlink or FIFO (safeio)
+    except (FileNotFoundError, ForeignObjectError):
         return 0
     try:
         _h, payload = frame.decode(data, frame.Kind.META, cursor_path(state, sid))

@@ -14,12 +14,12 @@ Hot path module: stdlib and xxhash only.
 
 from __future__ import annotations
 
-import os
 import time
 
 from claude_state.storage import wal
 from claude_state.storage.layout import StateDir, _makedirs
 from claude_state.storage.locks import FileLock
+from claude_state.storage.safeio import check_dir, make_dir
 
 
 def wrap(raw: bytes, t: float | None = None) -> bytes:
@@ -33,22 +33,24 @@ def append(state: StateDir, session_id: str, payloads: list[bytes]) -> list[int]
 
     Takes the session lock, creates the journal on first use, flushes once for all
     *payloads*. :returns: their sequence numbers.
+
+    ``sessions/`` is checked (one ``lstat``) to be a real folder before the lock file
+    in it is opened: a symlink there would make every journal and lock land wherever
+    it points. :raises ForeignObjectError: it (or ``temp/``, or a file) is foreign.
     """
     path = state.session_wal(session_id)
-    try:
-        lock = FileLock(state.session_lock(session_id))
-        lock.acquire()
-    except Exception:
-        # First event of a project: the folders do not exist yet.
+    if not check_dir(state.sessions):
+        # First event of a project: the folders do not exist yet (never the project:
+        # _makedirs refuses to create a missing $CLAUDE_PROJECT_DIR).
         _makedirs(state.root)
-        for sub in ("sessions", "temp"):
-            _makedirs(os.path.join(state.root, sub))
-        lock = FileLock(state.session_lock(session_id))
-        lock.acquire()
+        make_dir(state.sessions)
+    lock = FileLock(state.session_lock(session_id))
+    lock.acquire()
     try:
         try:
             return wal.append(path, payloads)
         except FileNotFoundError:
+            make_dir(state.temp)
             wal.create(path, state.temp, kind=wal.KIND_SESSION, generation=1, base_seq=1)
             return wal.append(path, payloads)
     finally:

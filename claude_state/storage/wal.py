@@ -52,6 +52,7 @@ import struct
 from claude_state.errors import StorageError, WALError
 from claude_state.storage.atomic import atomic_write, flush_fd, fsync_enabled
 from claude_state.storage.layout import FILE_MODE
+from claude_state.storage.safeio import open_regular
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing-only: keep the hot path's imports minimal
@@ -298,9 +299,12 @@ def read(path: str, after_seq: int = -1) -> WALRead:
     it. Damage is therefore reported only when a fresh read shows it too.
     """
     for attempt in range(3):
-        with open(path, "rb") as f:
-            buf = f.read()
-            ino = os.fstat(f.fileno()).st_ino
+        fd = open_regular(path)  # no symlink, FIFO or device (storage/safeio.py)
+        try:
+            ino = os.fstat(fd).st_ino
+            buf = _read_all(fd)
+        finally:
+            os.close(fd)
         try:
             result = parse(buf, path, after_seq)
         except WALError:
@@ -313,6 +317,15 @@ def read(path: str, after_seq: int = -1) -> WALRead:
         result.ino = ino
         return result
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _read_all(fd: int) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
 
 
 def create(
@@ -458,7 +471,7 @@ def append_tracked(
 
 def _open_rw(path: str) -> int:
     try:
-        return os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        return open_regular(path, os.O_RDWR)
     except FileNotFoundError:
         raise
     except OSError as exc:
@@ -620,7 +633,7 @@ def tail(path: str) -> tuple[int, int]:
     damaged. O(1) through the trailing length. Caller holds the lock (a torn tail is
     cut, as before an append)."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        fd = open_regular(path, os.O_RDWR)
     except FileNotFoundError:
         return 0, 0
     except OSError as exc:
