@@ -90,6 +90,52 @@ def _replay(wf: Workflow, payload: bytes, path: str) -> None:
         apply_op(wf, doc, trusted=True)
 
 
+def _stale_wal(wpath: str, wread: wal.WALRead, gen: int, want_salt: int) -> str | None:
+    """[wal-link] Why the WAL read is not the one that follows the snapshot, or None.
+
+    A snapshot records the salt of the WAL written after it. That WAL may legitimately
+    be missing only in the crash window between the two writes, and then the WAL in
+    place is the previous one, still hard-linked as ``.wal.prev`` (compaction and
+    :meth:`WorkflowStore.save` link it before writing the snapshot). Any other WAL of an
+    older generation, or of the same generation with another salt, was put back over
+    the current one: the operations acknowledged in the current WAL are gone, and
+    replaying the snapshot alone would drop them without a word.
+    """
+    h = wread.header
+    if h.generation == gen and h.salt == want_salt:
+        return None
+    if h.generation > gen:
+        return None  # an old snapshot put back: reported by the caller
+    try:
+        if os.stat(wpath).st_ino != wread.ino:
+            return "the WAL was replaced while it was read"  # a writer raced us: retry
+        if h.generation < gen and os.stat(wpath + ".prev").st_ino == wread.ino:
+            return None  # the crash window: the previous WAL, all in the snapshot
+    except FileNotFoundError:
+        pass
+    return (
+        f"WAL of generation {h.generation} is not the one that follows snapshot generation "
+        f"{gen}: an older WAL was put back, and operations acknowledged after the "
+        "snapshot are missing"
+    )
+
+
+def _link_prev(wpath: str, temp_dir: str) -> None:
+    """[wal-link] Hard-link the live WAL (if any) as ``.wal.prev`` (atomically)."""
+    if not os.path.exists(wpath):
+        return
+    tmp = temp_name(temp_dir)
+    try:
+        os.link(wpath, tmp)
+        try:
+            os.replace(tmp, wpath + ".prev")
+        except OSError:
+            os.unlink(tmp)
+            raise
+    except OSError as exc:
+        raise StorageError(f"could not link {wpath}: {exc.strerror}", wpath, exc.errno) from exc
+
+
 def _stat_key(path: str) -> tuple[int, int, int]:
     st = os.stat(path)
     return (st.st_ino, st.st_mtime_ns, st.st_size)
@@ -187,7 +233,7 @@ class WorkflowStore:
                 raise ConflictError(f"workflow {wf.id} already exists")
             # WAL first: the snapshot's rename is the commit point, so a create that
             # fails leaves no workflow behind (only an orphan WAL, replaced next time).
-            wal.create(
+            h = wal.create(
                 self.state.workflow_wal(wf.id),
                 self.state.temp,
                 kind=wal.KIND_WORKFLOW,
@@ -195,7 +241,7 @@ class WorkflowStore:
                 base_seq=1,
                 flags=wal.FLAG_PREALLOC,
             )
-            self._write_snapshot(wf, generation=1, last_seq=0)
+            self._write_snapshot(wf, generation=1, last_seq=0, wal_salt=h.salt)
         self._drop(wf.id)
         return wf
 
@@ -319,7 +365,11 @@ class WorkflowStore:
                     os.unlink(path)
                 except FileNotFoundError:
                     pass
-            self._write_snapshot(wf, gen + 1, last_seq)
+            # [wal-link] The snapshot names the salt of the WAL the next writer starts;
+            # the old WAL stays linked as .wal.prev, which is what tells it from an old
+            # WAL put back later (see _stale_wal).
+            _link_prev(self.state.workflow_wal(wf.id), self.state.temp)
+            self._write_snapshot(wf, gen + 1, last_seq, wal_salt=wal.new_salt())
         self._drop(wf.id)
 
     def delete(self, workflow_id: str) -> bool:
@@ -470,8 +520,16 @@ class WorkflowStore:
         doc["data"] = data
         return doc
 
-    def _write_snapshot(self, wf: Workflow, generation: int, last_seq: int) -> None:
-        doc = {"doc": self._snapshot_doc(wf), "wal_generation": generation, "last_seq": last_seq}
+    def _write_snapshot(
+        self, wf: Workflow, generation: int, last_seq: int, wal_salt: int | None = None
+    ) -> None:
+        doc: dict[str, Any] = {
+            "doc": self._snapshot_doc(wf),
+            "wal_generation": generation,
+            "last_seq": last_seq,
+        }
+        if wal_salt is not None:  # [wal-link] the salt of the WAL that follows it
+            doc["wal_salt"] = wal_salt
         atomic_write(
             self.state.workflow_state(wf.id),
             frame.encode_doc(frame.Kind.WORKFLOW, doc, generation),
@@ -521,7 +579,8 @@ class WorkflowStore:
                 snap,
                 exc.errno,
             ) from exc
-        self._write_snapshot(wf, generation, last_seq)
+        salt = wal.new_salt()  # [wal-link]
+        self._write_snapshot(wf, generation, last_seq, wal_salt=salt)
         wal.create(
             wpath,
             self.state.temp,
@@ -529,6 +588,7 @@ class WorkflowStore:
             generation=generation,
             base_seq=last_seq + 1,
             flags=wal.FLAG_DERIVED | wal.FLAG_PREALLOC,
+            salt=salt,
         )
 
     def _compact(self, wid: str, entry: _Cached) -> None:
@@ -624,6 +684,7 @@ class WorkflowStore:
             header, body = read_doc(snap, frame.Kind.WORKFLOW)
             gen, last_seq = header.generation, int(body["last_seq"])
             wf = Workflow.from_dict(body["doc"], trusted=True)
+            want_salt = body.get("wal_salt")  # [wal-link] None in older snapshots
         except FileNotFoundError:
             raise NotFoundError("workflow", wid) from None
         except (IntegrityError, KeyError, TypeError, ValueError) as exc:
@@ -633,10 +694,19 @@ class WorkflowStore:
                 raise FrameError(f"malformed snapshot: {exc}", snap) from exc
             wf, gen, last_seq = self._from_prev(wid, exc)
             key = (0, 0, 0)
+            want_salt = None
         try:
             wread = wal.read(wpath)
         except FileNotFoundError:
             wread = None
+        if wread is not None and isinstance(want_salt, int):  # [wal-link]
+            stale = _stale_wal(wpath, wread, gen, want_salt)
+            if stale and _attempt < 20:  # a writer replacing the WAL as we read it?
+                return self._read(
+                    wid, fallback=fallback, for_write=for_write, _attempt=_attempt + 1
+                )
+            if stale:
+                raise IntegrityError(stale, wpath, kind="stale_wal")
         if wread is None or wread.header.generation < gen:
             # No WAL yet, or one a crash left behind mid-compaction: all in the snapshot.
             if for_write:
@@ -647,6 +717,7 @@ class WorkflowStore:
                     generation=gen,
                     base_seq=last_seq + 1,
                     flags=wal.FLAG_PREALLOC,
+                    salt=want_salt if isinstance(want_salt, int) else None,
                 )
                 return (
                     wf,

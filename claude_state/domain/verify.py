@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from claude_state.errors import ClaudeStateError, IntegrityError
+from claude_state.errors import ClaudeStateError, IntegrityError, StorageError
 from claude_state.storage import frame, wal
 from claude_state.storage.blobs import digest
 from claude_state.storage.layout import StateDir, _makedirs
@@ -224,7 +224,7 @@ def verify(
                 report.add(path, "unknown", "file not part of the claude-state layout")
         except IntegrityError as exc:
             _damaged(state, report, path, exc, repair)
-        except OSError as exc:
+        except (OSError, StorageError) as exc:
             report.add(path, "unreadable", str(exc))
         finally:
             if progress:

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from claude_state.errors import ConfigError
+from claude_state.errors import ClaudeStateError, ConfigError
 from claude_state.storage.layout import StateDir, find_project_dir
 
 __all__ = [
@@ -150,8 +150,8 @@ def load_config(state: StateDir, env: Mapping[str, str] | None = None) -> Config
         data = read_file(path)  # a FIFO or symlink is refused, never waited on
     except FileNotFoundError:
         return Config()
-    except OSError as exc:
-        raise ConfigError(f"cannot read the config: {exc.strerror}", path) from None
+    except (OSError, ClaudeStateError) as exc:  # unreadable, or a FIFO/symlink (safeio)
+        raise ConfigError(f"cannot read the config: {exc}", path) from None
     import orjson
 
     try:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import errno as _errno
 import os
 
-from claude_state.errors import IntegrityError
+from claude_state.errors import IntegrityError, StorageError
 
 __all__ = [
     "ForeignObjectError",
@@ -81,7 +81,7 @@ def open_regular(path: str, flags: int = os.O_RDONLY, mode: int = FILE_MODE) -> 
 
     :raises FileNotFoundError: passes through (callers map absence themselves).
     :raises ForeignObjectError: a symlink, FIFO, device, socket or directory.
-    :raises OSError: any other failure, unchanged.
+    :raises StorageError: any other failure to open (``ENOSPC``, ``EACCES``...).
     """
     try:
         fd = os.open(path, flags | SAFE_FLAGS, mode)
@@ -92,7 +92,9 @@ def open_regular(path: str, flags: int = os.O_RDONLY, mode: int = FILE_MODE) -> 
             raise ForeignObjectError(path, "fifo") from None
         if exc.errno == _errno.EISDIR:
             raise ForeignObjectError(path, "directory") from None
-        raise
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise StorageError(f"could not open {path}: {exc.strerror}", path, exc.errno) from exc
     try:
         st_mode = os.fstat(fd).st_mode
     except BaseException:
@@ -180,5 +182,5 @@ def append_line(directory: str, name: str, line: bytes, max_size: int = 0) -> bo
         finally:
             os.close(fd)
         return True
-    except (OSError, IntegrityError):
+    except (OSError, IntegrityError, StorageError):
         return False

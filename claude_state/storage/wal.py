@@ -328,11 +328,28 @@ def _read_all(fd: int) -> bytes:
         chunks.append(chunk)
 
 
+def new_salt() -> int:
+    """A fresh random WAL salt (chosen ahead when a snapshot must name its WAL)."""
+    return int.from_bytes(os.urandom(8), "little")
+
+
 def create(
-    path: str, temp_dir: str, *, kind: int, generation: int, base_seq: int, flags: int = 0
+    path: str,
+    temp_dir: str,
+    *,
+    kind: int,
+    generation: int,
+    base_seq: int,
+    flags: int = 0,
+    salt: int | None = None,
 ) -> WALHeader:
-    """Atomically (re)place *path* with an empty WAL of a new generation and salt."""
-    salt = int.from_bytes(os.urandom(8), "little")
+    """Atomically (re)place *path* with an empty WAL of a new generation and salt.
+
+    :param salt: the salt to use (default: a new one); a workflow snapshot records the
+        salt of the WAL that follows it, so it is chosen before the snapshot is written.
+    """
+    if salt is None:
+        salt = new_salt()
     atomic_write(path, encode_header(kind, salt, generation, base_seq, flags), temp_dir)
     return WALHeader(kind, salt, generation, base_seq, flags)
 
