@@ -150,15 +150,20 @@ def make_dir(path: str, tighten: bool = True) -> None:
     with *tighten*, make a folder of ours that is open to others 0700. The parent must
     exist (:raises FileNotFoundError: otherwise)."""
     try:
-        os.mkdir(path, DIR_MODE)
-    except FileExistsError:
-        st = os.lstat(path)
-        if st.st_mode & _S_IFMT != _S_IFDIR:
-            raise ForeignObjectError(path, describe_mode(st.st_mode), "directory") from None
-        if tighten and st.st_mode & 0o077 and st.st_uid == os.geteuid():
-            os.chmod(path, DIR_MODE)
-        return
-    os.chmod(path, DIR_MODE)  # mkdir honours the umask; make the mode exact
+        try:
+            os.mkdir(path, DIR_MODE)
+        except FileExistsError:
+            st = os.lstat(path)
+            if st.st_mode & _S_IFMT != _S_IFDIR:
+                raise ForeignObjectError(path, describe_mode(st.st_mode), "directory") from None
+            if tighten and st.st_mode & 0o077 and st.st_uid == os.geteuid():
+                os.chmod(path, DIR_MODE)
+            return
+        os.chmod(path, DIR_MODE)  # mkdir honours the umask; make the mode exact
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise StorageError(f"could not create {path}: {exc.strerror}", path, exc.errno) from exc
 
 
 def append_line(directory: str, name: str, line: bytes, max_size: int = 0) -> bool:
