@@ -105,3 +105,22 @@ def test_a_journal_truncated_at_a_record_boundary_is_named_and_repaired(tmp_path
     assert run_hook(_tool(3), env).returncode == 0
     assert run_hook(event("Stop", stop_hook_active=False), env).returncode == 0
     assert SessionStore(state).load(SID).tool_calls == 3
+
+
+def test_a_deleted_journal_is_named_and_new_events_still_applied(tmp_path: Path) -> None:
+    env, state, trace = _setup(tmp_path)
+    before = _delivered(trace)
+    os.unlink(state.session_wal(SID))
+    report = verify(state)
+    assert [p["kind"] for p in report.problems] == ["journal_missing"]
+    assert run_hook(_tool(3), env).returncode == 0  # a hot event recreates the journal
+    assert [s for s, _ in journal.read(state, SID)] == [5]  # numbered above the cursor
+    assert run_hook(event("Stop", stop_hook_active=False), env).returncode == 0
+    assert SessionStore(state).load(SID).tool_calls == 3
+    assert _delivered(trace) - before == 2
+
+
+def test_the_jump_record_is_documented() -> None:
+    doc = (Path(__file__).parent.parent / "docs" / "format.md").read_text()
+    assert wal.JUMP == 0x80000000 and "`0x80000000` marks a jump record" in doc
+    assert "journal_behind" in doc and "stale_wal" in doc and "foreign_fifo" in doc

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from claude_state.errors import ClaudeStateError, IntegrityError, StorageError
-from claude_state.storage import frame, wal
+from claude_state.storage import frame, journal, wal
 from claude_state.storage.blobs import digest
 from claude_state.storage.layout import StateDir, _makedirs
 from claude_state.storage.locks import FileLock
@@ -214,6 +214,7 @@ def verify(
                 _check_frame(path, frame.Kind.CHECKPOINT)
             elif name.endswith(".session"):
                 _check_frame(path, frame.Kind.SESSION)
+                _check_journal_missing(state, path, report, repair)
             elif name.endswith(".lease"):
                 _check_frame(path, frame.Kind.LEASE)
             elif name.endswith(".dispatch"):
@@ -234,17 +235,6 @@ def verify(
     return report
 
 
-def _applied_seq(record_path: str) -> int:
-    """The journal cursor of a session record; 0 when absent or damaged (reported on
-    its own)."""
-    try:
-        _h, body = frame.decode_doc(_read(record_path), frame.Kind.SESSION, record_path)
-    except (OSError, IntegrityError):
-        return 0
-    seq = body.get("applied_seq") if isinstance(body, dict) else None
-    return seq if isinstance(seq, int) and not isinstance(seq, bool) else 0
-
-
 def _check_journal_behind(path: str, result: wal.WALRead, report: Report, repair: bool) -> None:
     """A session journal must reach past what its record applied.
 
@@ -254,7 +244,7 @@ def _check_journal_behind(path: str, result: wal.WALRead, report: Report, repair
     leaves a jump record so numbering resumes above the cursor.
     """
     stem = path[: -len(".wal")]
-    applied = _applied_seq(stem + ".session")
+    applied = journal.applied_seq(stem + ".session")
     if applied < result.next_seq:
         return
     detail = (
@@ -270,6 +260,32 @@ def _check_journal_behind(path: str, result: wal.WALRead, report: Report, repair
         )
         return
     report.add(path, "journal_behind", detail)
+
+
+def _check_journal_missing(state: StateDir, path: str, report: Report, repair: bool) -> None:
+    """A session record that applied journal records whose journal is gone: those
+    records are lost (the record keeps what they did). The next append numbers above
+    the record's cursor; repair starts that journal now."""
+    stem = path[: -len(".session")]
+    applied = journal.applied_seq(path)
+    if applied <= 0 or os.path.lexists(stem + ".wal"):
+        return
+    detail = f"the journal is missing, but the session record applied records up to {applied}"
+    if repair:
+        with FileLock(stem + ".lock"):
+            if not os.path.lexists(stem + ".wal"):
+                wal.create(
+                    stem + ".wal",
+                    state.temp,
+                    kind=wal.KIND_SESSION,
+                    generation=1,
+                    base_seq=applied + 1,
+                )
+        report.repaired.append(
+            {"path": stem + ".wal", "action": f"{detail}; started at {applied + 1}"}
+        )
+        return
+    report.add(stem + ".wal", "journal_missing", detail)
 
 
 def _damaged(state: StateDir, report: Report, path: str, exc: IntegrityError, repair: bool) -> None:

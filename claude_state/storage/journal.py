@@ -14,6 +14,7 @@ Hot path module: stdlib and xxhash only.
 
 from __future__ import annotations
 
+import os
 import time
 
 from claude_state.storage import wal
@@ -51,10 +52,38 @@ def append(state: StateDir, session_id: str, payloads: list[bytes]) -> list[int]
             return wal.append(path, payloads)
         except FileNotFoundError:
             make_dir(state.temp)
-            wal.create(path, state.temp, kind=wal.KIND_SESSION, generation=1, base_seq=1)
+            base = _applied_seq(state.session_record(session_id)) + 1
+            wal.create(path, state.temp, kind=wal.KIND_SESSION, generation=1, base_seq=base)
             return wal.append(path, payloads)
     finally:
         lock.release()
+
+
+def applied_seq(record_path: str) -> int:
+    """The journal cursor (``applied_seq``) of the session record at *record_path*; 0
+    when it is absent or does not verify."""
+    return _applied_seq(record_path)
+
+
+def _applied_seq(record_path: str) -> int:
+    """A journal created while its session record exists (the journal was deleted)
+    must number above what the record applied, or new events would be taken for ones
+    already applied. Rare (once per journal), so the frame decoder is imported here
+    only: the hot path never pays for it otherwise."""
+    try:
+        os.lstat(record_path)
+    except OSError:
+        return 0
+    from claude_state.errors import ClaudeStateError
+    from claude_state.storage import frame
+    from claude_state.storage.safeio import read_regular
+
+    try:
+        _h, body = frame.decode_doc(read_regular(record_path), frame.Kind.SESSION, record_path)
+    except (OSError, ClaudeStateError):
+        return 0
+    seq = body.get("applied_seq") if isinstance(body, dict) else None
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) and seq > 0 else 0
 
 
 def read(state: StateDir, session_id: str, after_seq: int = 0) -> list[tuple[int, bytes]]:
