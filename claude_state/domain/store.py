@@ -120,6 +120,16 @@ def _stale_wal(wpath: str, wread: wal.WALRead, gen: int, want_salt: int) -> str 
     )
 
 
+def _salt(value: object) -> int | None:
+    """[wal-link] The ``wal_salt`` of a snapshot (16 hex digits), or None."""
+    if isinstance(value, str) and len(value) == 16:
+        try:
+            return int(value, 16)
+        except ValueError:
+            return None
+    return None
+
+
 def _link_prev(wpath: str, temp_dir: str) -> None:
     """[wal-link] Hard-link the live WAL (if any) as ``.wal.prev`` (atomically)."""
     if not os.path.exists(wpath):
@@ -529,7 +539,7 @@ class WorkflowStore:
             "last_seq": last_seq,
         }
         if wal_salt is not None:  # [wal-link] the salt of the WAL that follows it
-            doc["wal_salt"] = wal_salt
+            doc["wal_salt"] = f"{wal_salt:016x}"  # fixed width: a snapshot's size is not random
         atomic_write(
             self.state.workflow_state(wf.id),
             frame.encode_doc(frame.Kind.WORKFLOW, doc, generation),
@@ -684,7 +694,7 @@ class WorkflowStore:
             header, body = read_doc(snap, frame.Kind.WORKFLOW)
             gen, last_seq = header.generation, int(body["last_seq"])
             wf = Workflow.from_dict(body["doc"], trusted=True)
-            want_salt = body.get("wal_salt")  # [wal-link] None in older snapshots
+            want_salt = _salt(body.get("wal_salt"))  # [wal-link] None in older snapshots
         except FileNotFoundError:
             raise NotFoundError("workflow", wid) from None
         except (IntegrityError, KeyError, TypeError, ValueError) as exc:

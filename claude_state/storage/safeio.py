@@ -169,15 +169,20 @@ def make_dir(path: str, tighten: bool = True) -> None:
 def append_line(directory: str, name: str, line: bytes, max_size: int = 0) -> bool:
     """Append *line* to ``directory/name`` (a log), creating the file 0600.
 
-    The folder is created only if its parent exists (a log never creates a state
-    directory, let alone a project). With *max_size*, a file past it is rotated to
+    The folder is created with at most its two parents (``<project>/.claude/state/logs``):
+    a log never creates a missing project. With *max_size*, a file past it is rotated to
     ``name.1`` first. :returns: whether the line was written (never raises OSError).
     """
     try:
-        if not check_dir(directory):
-            if not check_dir(os.path.dirname(directory)):
+        missing: list[str] = []  # logs/, the state folder, .claude: the project itself must exist
+        d = directory
+        while not check_dir(d):
+            if len(missing) == 3:
                 return False
-            make_dir(directory)
+            missing.append(d)
+            d = os.path.dirname(d)
+        for d in reversed(missing):
+            make_dir(d, tighten=not d.endswith(os.sep + ".claude"))
         path = os.path.join(directory, name)
         fd = open_regular(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         try:
