@@ -370,12 +370,13 @@ class WorkflowStore:
             # the next writer replaces it with a WAL of the new generation. The .prev
             # files go first (the snapshot's directory flush makes that durable): the
             # new snapshot is not their compaction, so no fallback may use them.
-            for path in self._files(wf.id)[2:]:
-                try:
-                    os.unlink(path)
-                except FileNotFoundError:
-                    pass
-            # [wal-link] The snapshot names the salt of the WAL the next writer starts;
+            try:
+                os.unlink(self._files(wf.id)[2])  # .state.prev
+            except FileNotFoundError:
+                pass
+            # [wal-link] (.wal.prev is replaced, never removed first: a kill in between
+            # would leave a WAL older than the snapshot and unlinked, which reads as one
+            # put back.) The snapshot names the salt of the WAL the next writer starts;
             # the old WAL stays linked as .wal.prev, which is what tells it from an old
             # WAL put back later (see _stale_wal).
             _link_prev(self.state.workflow_wal(wf.id), self.state.temp)
