@@ -267,3 +267,17 @@ def test_read_only_commands_do_not_write_the_hook_log(project: tuple[Path, dict[
 
     SessionStore(sd).catch_up(SID)
     assert b"not a JSON hook event" in log.read_bytes()
+
+
+def test_the_state_dir_itself_may_be_a_symlink(tmp_path: Path) -> None:
+    """Documented choice: the state folder is named by the user's settings and is
+    followed; only the folders and files inside it must be ours."""
+    proj = tmp_path / "proj"
+    (proj / ".claude").mkdir(parents=True)
+    real = tmp_path / "elsewhere"
+    real.mkdir()
+    os.symlink(real, proj / ".claude" / "state")
+    env = hook_env(proj, HOME=str(tmp_path))
+    assert _hook(_tool(1, "PreToolUse"), env).returncode == 0
+    assert (real / "sessions" / f"{SID}.wal").is_file()
+    assert _cli(env, "status").returncode == 0

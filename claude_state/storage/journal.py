@@ -43,7 +43,7 @@ def append(state: StateDir, session_id: str, payloads: list[bytes]) -> list[int]
     if not check_dir(state.sessions):
         # First event of a project: the folders do not exist yet (never the project:
         # _makedirs refuses to create a missing $CLAUDE_PROJECT_DIR).
-        _makedirs(state.root)
+        _makedirs(state.root, root=True)
         make_dir(state.sessions)
     lock = FileLock(state.session_lock(session_id))
     lock.acquire()

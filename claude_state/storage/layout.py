@@ -132,7 +132,7 @@ class StateDir:
         """
         from claude_state.storage.safeio import make_dir
 
-        _makedirs(self.root)
+        _makedirs(self.root, root=True)
         for name in SUBDIRS:
             make_dir(os.path.join(self.root, name))
         if sweep:
@@ -188,7 +188,7 @@ class StateDir:
         return os.path.join(self.blobs, digest[:2], digest + ".blob")
 
 
-def _makedirs(path: str) -> None:
+def _makedirs(path: str, root: bool = False) -> None:
     """Create the folder *path* (0700) and, if missing, its parent (``.claude``).
 
     Never more: a state directory is ``<project>/.claude/state``, and a hook run with a
@@ -196,10 +196,15 @@ def _makedirs(path: str) -> None:
     is logged and dropped instead). A foreign object in place of either folder is
     refused; a folder of ours open to others is tightened to 0700.
 
+    :param root: *path* is the state directory itself, which may be a symlink to a
+        directory (followed: it is named by the user's settings); every folder inside it
+        that is a symlink is refused.
     :raises StorageError: the grandparent does not exist.
     """
     from claude_state.storage.safeio import make_dir
 
+    if root and os.path.islink(path) and os.path.isdir(path):
+        return  # the state directory itself may be a symlink the user chose: followed
     try:
         make_dir(path)
     except FileNotFoundError:
