@@ -144,7 +144,7 @@ class StateDir:
         (read-only commands: nothing is created). :raises ForeignObjectError:"""
         from claude_state.storage.safeio import check_dir
 
-        if check_dir(self.root):
+        if os.path.isdir(self.root):  # the folder itself may be a symlink (followed)
             for name in SUBDIRS:
                 check_dir(os.path.join(self.root, name))
 
