@@ -281,3 +281,16 @@ def test_the_state_dir_itself_may_be_a_symlink(tmp_path: Path) -> None:
     assert _hook(_tool(1, "PreToolUse"), env).returncode == 0
     assert (real / "sessions" / f"{SID}.wal").is_file()
     assert _cli(env, "status").returncode == 0
+
+
+def test_a_fifo_as_the_project_config_never_hangs_the_hook(tmp_path: Path) -> None:
+    from claude_state.plugins.config import CONFIG_NAME
+
+    proj = tmp_path / "proj"
+    (proj / ".claude").mkdir(parents=True)
+    os.mkfifo(proj / ".claude" / CONFIG_NAME)
+    env = hook_env(proj, CLAUDE_STATE_STRICT="0", HOME=str(tmp_path))
+    r = _hook(event("SessionStart", source="startup"), env)  # a cold event reads the config
+    assert r.returncode == 0
+    log = (state_root(proj) / "logs" / "hook.log").read_text()
+    assert "refusing fifo" in log

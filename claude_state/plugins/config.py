@@ -144,10 +144,12 @@ def load_config(state: StateDir, env: Mapping[str, str] | None = None) -> Config
     :raises ConfigError: the file exists but is not valid JSON or not a valid config.
     """
     path = config_path(state, env)
-    from claude_state.storage.atomic import read_file
+    from claude_state.storage.safeio import read_regular
 
     try:
-        data = read_file(path)  # a FIFO or symlink is refused, never waited on
+        # The project config may be a symlink the user made (followed); a FIFO or a
+        # device is refused, never waited on.
+        data = read_regular(path, follow=True)
     except FileNotFoundError:
         return Config()
     except (OSError, ClaudeStateError) as exc:  # unreadable, or a FIFO/symlink (safeio)

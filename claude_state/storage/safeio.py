@@ -45,6 +45,7 @@ __all__ = [
 #: Flags added to every open: never follow a final symlink, never wait on a FIFO or
 #: device, never leak the fd into a child.
 SAFE_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_FOLLOW_FLAGS = os.O_NONBLOCK | os.O_CLOEXEC
 DIR_MODE = 0o700  # as layout.DIR_MODE / FILE_MODE (layout imports this module)
 FILE_MODE = 0o600
 
@@ -76,15 +77,21 @@ class ForeignObjectError(IntegrityError):
         self.found = found
 
 
-def open_regular(path: str, flags: int = os.O_RDONLY, mode: int = FILE_MODE) -> int:
+def open_regular(
+    path: str, flags: int = os.O_RDONLY, mode: int = FILE_MODE, *, follow: bool = False
+) -> int:
     """``os.open`` *path* safely (see the module doc); a regular file's fd.
+
+    :param follow: follow a symlink (for files outside the state directory that the
+        user may link on purpose, such as the project config); a FIFO or device is
+        still refused, never waited on.
 
     :raises FileNotFoundError: passes through (callers map absence themselves).
     :raises ForeignObjectError: a symlink, FIFO, device, socket or directory.
     :raises StorageError: any other failure to open (``ENOSPC``, ``EACCES``...).
     """
     try:
-        fd = os.open(path, flags | SAFE_FLAGS, mode)
+        fd = os.open(path, flags | (_FOLLOW_FLAGS if follow else SAFE_FLAGS), mode)
     except OSError as exc:
         if exc.errno == _errno.ELOOP:  # the last component is a symlink (O_NOFOLLOW)
             raise ForeignObjectError(path, "symlink") from None
@@ -106,9 +113,9 @@ def open_regular(path: str, flags: int = os.O_RDONLY, mode: int = FILE_MODE) -> 
     return fd
 
 
-def read_regular(path: str) -> bytes:
+def read_regular(path: str, *, follow: bool = False) -> bytes:
     """The whole content of the regular file *path* (opened as :func:`open_regular`)."""
-    fd = open_regular(path)
+    fd = open_regular(path, follow=follow)
     try:
         chunks = []
         while True:
