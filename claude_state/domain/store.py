@@ -90,6 +90,9 @@ def _replay(wf: Workflow, payload: bytes, path: str) -> None:
         apply_op(wf, doc, trusted=True)
 
 
+_RACED = "the WAL was replaced while it was read"
+
+
 def _stale_wal(wpath: str, wread: wal.WALRead, gen: int, want_salt: int) -> str | None:
     """[wal-link] Why the WAL read is not the one that follows the snapshot, or None.
 
@@ -108,7 +111,7 @@ def _stale_wal(wpath: str, wread: wal.WALRead, gen: int, want_salt: int) -> str 
         return None  # an old snapshot put back: reported by the caller
     try:
         if os.stat(wpath).st_ino != wread.ino:
-            return "the WAL was replaced while it was read"  # a writer raced us: retry
+            return _RACED  # a writer replaced it after our read: the caller reads again
         if h.generation < gen and os.stat(wpath + ".prev").st_ino == wread.ino:
             return None  # the crash window: the previous WAL, all in the snapshot
     except FileNotFoundError:
@@ -367,9 +370,9 @@ class WorkflowStore:
             gen, last_seq = self._position(wf.id)
             # One durable write, like the floor pipeline: the old WAL is left as it is.
             # Its generation is now older than the snapshot's, so readers ignore it, and
-            # the next writer replaces it with a WAL of the new generation. The .prev
-            # files go first (the snapshot's directory flush makes that durable): the
-            # new snapshot is not their compaction, so no fallback may use them.
+            # the next writer replaces it with a WAL of the new generation. .state.prev
+            # goes first (the snapshot's directory flush makes that durable): the new
+            # snapshot is not a compaction of .prev, so no fallback may use them.
             try:
                 os.unlink(self._files(wf.id)[2])  # .state.prev
             except FileNotFoundError:
@@ -712,7 +715,7 @@ class WorkflowStore:
             wread = None
         if wread is not None and isinstance(want_salt, int):  # [wal-link]
             stale = _stale_wal(wpath, wread, gen, want_salt)
-            if stale and _attempt < 20:  # a writer replacing the WAL as we read it?
+            if stale == _RACED and _attempt < 20:  # a writer replaced the WAL meanwhile
                 return self._read(
                     wid, fallback=fallback, for_write=for_write, _attempt=_attempt + 1
                 )
