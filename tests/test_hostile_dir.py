@@ -101,14 +101,11 @@ def test_a_fifo_never_hangs_anything_and_verify_names_it(
     assert stat.S_ISFIFO(os.lstat(path).st_mode)  # a read-only verify moved nothing
     # Every one of these could run forever before (TimeoutExpired fails the test). A
     # writer may replace the FIFO by its own file (an atomic rename): that is fine.
-    for args in (("status",), ("sessions", "show", SID), ("sessions", "list")):
+    for args in (("status",), ("sessions", "show", SID), ("workflow", "show", "w")):
         r = _cli(env, *args)
         assert r.returncode in (0, 1), (args, r.stderr)
-    r = _cli(env, "workflow", "show", "w")
-    assert r.returncode in (0, 1), r.stderr
     assert _hook(_tool(2, "PreToolUse"), env).returncode == 0
     assert _hook(event("UserPromptSubmit", prompt="hi"), env).returncode == 0
-    assert _cli(env, "verify").returncode in (0, 1)
 
 
 def test_control_a_plain_open_of_a_fifo_hangs(tmp_path: Path) -> None:
