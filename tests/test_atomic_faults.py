@@ -37,7 +37,8 @@ SCENARIOS = ["apply", "apply_compact", "save", "create"]
 USES = {
     "apply": {"pwrite", "fdatasync", "open"},  # the WAL overwrites its zero room
     "apply_compact": set(FUNCS),
-    "save": {"write", "fsync", "replace", "open"},  # one durable write: no .prev links
+    # one durable snapshot write, then its WAL; the old WAL linked as .wal.prev meanwhile
+    "save": {"write", "fsync", "replace", "open", "link"},
     "create": {"write", "fsync", "replace", "open"},
 }
 

@@ -220,16 +220,32 @@ def replay(
     return names, durable, tokens
 
 
-def images(base: dict[str, bytes], events: list[Event]) -> list[tuple[str, dict[str, bytes]]]:
-    out: list[tuple[str, dict[str, bytes]]] = []
+Image = tuple[str, dict[str, bytes], dict[str, str]]
+
+
+def _links(names: dict[str, Inode]) -> dict[str, str]:
+    """name -> an earlier name of the same inode (hard links are materialised as links:
+    the store tells a crash inside a compaction by the WAL still linked as .wal.prev)."""
+    first: dict[int, str] = {}
+    out = {}
+    for p in sorted(names):
+        q = first.setdefault(id(names[p]), p)
+        if q != p:
+            out[p] = q
+    return out
+
+
+def images(base: dict[str, bytes], events: list[Event]) -> list[Image]:
+    out: list[Image] = []
     for k in range(len(events) + 1):
         names, durable, _ = replay(base, events[:k])
-        out.append((f"{k}:kill", {p: bytes(i.data) for p, i in names.items()}))
-        out.append((f"{k}:lost", {p: i.synced for p, i in durable.items()}))
-        out.append((f"{k}:renamed", {p: i.synced for p, i in names.items()}))
+        live, kept = _links(names), _links(durable)
+        out.append((f"{k}:kill", {p: bytes(i.data) for p, i in names.items()}, live))
+        out.append((f"{k}:lost", {p: i.synced for p, i in durable.items()}, kept))
+        out.append((f"{k}:renamed", {p: i.synced for p, i in names.items()}, live))
         for frac in (0.1, 0.5, 0.9):
             torn = {p: _torn(bytes(i.data), i.synced, frac) for p, i in names.items()}
-            out.append((f"{k}:torn{frac}", torn))
+            out.append((f"{k}:torn{frac}", torn, live))
     return out
 
 
@@ -256,14 +272,18 @@ def snapshot_dir(root: Path) -> dict[str, bytes]:
     return out
 
 
-def materialise(root: Path, files: dict[str, bytes]) -> None:
+def materialise(root: Path, files: dict[str, bytes], links: dict[str, str] | None = None) -> None:
     if root.exists():
         shutil.rmtree(root)
     for sub in SUBDIRS:
         (root / sub).mkdir(parents=True)
+    links = links or {}
     for rel, data in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_bytes(data)
+        if rel not in links:
+            (root / rel).write_bytes(data)
+    for rel, target in links.items():
+        os.link(root / target, root / rel)
 
 
 def prepare(root: Path) -> WorkflowStore:
@@ -333,9 +353,9 @@ def check_images(tmp_path: Path, name: str) -> tuple[int, set[str]]:
     kinds = {e[0] for e in rec.events}
     bad = []
     imgs = images(base, rec.events)
-    for label, files in imgs:
+    for label, files, links in imgs:
         img = tmp_path / "img"
-        materialise(img, files)
+        materialise(img, files, links)
         try:
             got = load(img, wid)
         except Exception as exc:  # noqa: BLE001 - every failure is reported

@@ -66,11 +66,16 @@ def test_torn_tail_at_every_offset(tmp_path: Path) -> None:
         r = wal.read(path)
         assert [s for s, _ in r.records] == [1, 2, 3]  # readers ignore the torn tail
         assert r.torn == (cut > len(good))
-        # the next append cuts the tail and continues the sequence
-        assert wal.append(path, [b"next"]) == [4]
+        # The next append cuts the tail and continues the sequence: at 4 after a clean
+        # end; after torn bytes, above any number they could have held (a reader may
+        # have applied record 4 before it was damaged), behind a jump record.
+        could_hold = len(full[len(good) : cut].rstrip(b"\0")) // wal.REC_OVERHEAD
+        want = 4 + could_hold
+        assert wal.append(path, [b"next"]) == [want]
         r2 = wal.read(path)
-        assert [s for s, _ in r2.records] == [1, 2, 3, 4] and not r2.torn
-        assert r2.records[-1] == (4, b"next")
+        assert [s for s, _ in r2.records] == [1, 2, 3, want] and not r2.torn
+        assert r2.records[-1] == (want, b"next")
+        assert r2.jumps == ([(4, want)] if could_hold else [])
 
 
 def test_torn_tail_of_a_group(tmp_path: Path) -> None:
@@ -186,6 +191,7 @@ class WALMachine(RuleBasedStateMachine):
         self._tmp = tempfile.TemporaryDirectory()
         self.dir = Path(self._tmp.name)
         self.model: list[bytes] = []
+        self.seqs: list[int] = []
         self.path = ""
         #: the bytes that would complete the last torn record, and its payload: tail
         #: garbage that happens to be exactly those bytes makes it a whole, valid record
@@ -200,16 +206,21 @@ class WALMachine(RuleBasedStateMachine):
     def append(self, batch: list[bytes]) -> None:
         seqs = wal.append(self.path, batch)
         self.torn_rest = None  # the writer cut the torn tail before appending
-        start = self.base + len(self.model)
-        assert seqs == list(range(start, start + len(batch)))
+        # Consecutive from the end, or above it after a cut torn tail (a jump record):
+        # never a number used before.
+        least = self.seqs[-1] + 1 if self.seqs else self.base
+        assert seqs == list(range(seqs[0], seqs[0] + len(batch))) and seqs[0] >= least
+        torn = wal.read(self.path).jumps
+        assert seqs[0] == least or (torn and torn[-1][1] == seqs[0])
         self.model.extend(batch)
+        self.seqs.extend(seqs)
 
     @rule(batch=st.lists(st.binary(max_size=64), min_size=1, max_size=4), frac=st.floats(0, 1))
     def torn_append(self, batch: list[bytes], frac: float) -> None:
         """A writer killed mid-append: only a prefix of its bytes reached the file."""
         r = wal.read(self.path)
         salt = r.header.salt
-        seq = self.base + len(self.model)
+        seq = r.next_seq
         # the writer cuts an earlier torn tail before it appends (wal._tail_state)
         os.truncate(self.path, r.valid_end)
         data = b"".join(wal.encode_record(salt, seq + i, p) for i, p in enumerate(batch))
@@ -228,6 +239,7 @@ class WALMachine(RuleBasedStateMachine):
         if done < len(batch) and cut > off:
             rec = wal.encode_record(salt, seq + done, batch[done])
             self.torn_rest = (rec[cut - off :], batch[done])
+        self.seqs.extend(range(seq, seq + done))
 
     @rule(garbage=st.binary(min_size=1, max_size=40))
     def garbage_tail(self, garbage: bytes) -> None:
@@ -252,7 +264,7 @@ class WALMachine(RuleBasedStateMachine):
             return
         r = wal.read(self.path)
         assert [p for _, p in r.records] == self.model
-        assert [s for s, _ in r.records] == list(range(self.base, self.base + len(self.model)))
+        assert [s for s, _ in r.records] == self.seqs
 
     def teardown(self) -> None:
         self._tmp.cleanup()
@@ -318,9 +330,12 @@ def test_torn_tail_in_the_room_at_every_offset(tmp_path: Path) -> None:
         Path(path).write_bytes(bytes(image))
         r = wal.read(path)
         assert [s for s, _ in r.records] == [1, 2, 3] and r.torn
-        assert wal.append(path, [b"next"]) == [4]  # the tail is cut, the sequence goes on
+        # The tail is cut and the sequence goes on above anything it could have held.
+        want = 4 + cut // wal.REC_OVERHEAD  # as many records as the torn bytes could hold
+        assert wal.append(path, [b"next"]) == [want]
         r2 = wal.read(path)
-        assert r2.records[-1] == (4, b"next") and not r2.torn
+        assert r2.records[-1] == (want, b"next") and not r2.torn
+        assert r2.jumps == ([(4, want)] if want > 4 else [])
 
 
 def test_damage_before_a_later_record_in_the_room_is_an_error(tmp_path: Path) -> None:
@@ -340,7 +355,7 @@ def test_zeros_after_the_data_of_a_journal_are_still_a_torn_tail(tmp_path: Path)
     with open(path, "ab") as f:
         f.write(bytes(100))
     assert wal.read(path).torn
-    assert wal.append(path, [b"c"]) == [3]
+    assert wal.append(path, [b"c"]) == [3]  # zeros cannot hold a record: no jump
     assert not wal.read(path).torn
 
 
@@ -390,7 +405,7 @@ class PreallocWALMachine(WALMachine):
         r = wal.read(self.path)
         if r.torn:  # the writer cuts an earlier torn tail first (wal._tail_state)
             os.truncate(self.path, r.valid_end)
-        seq = self.base + len(self.model)
+        seq = r.next_seq
         data = b"".join(wal.encode_record(r.header.salt, seq + i, p) for i, p in enumerate(batch))
         cut = int(len(data) * frac)
         done, off = 0, 0
@@ -403,6 +418,7 @@ class PreallocWALMachine(WALMachine):
             f.seek(r.valid_end)
             f.write(data[:cut])
         self.model.extend(batch[:done])
+        self.seqs.extend(range(seq, seq + done))
 
     @rule(garbage=st.binary(min_size=1, max_size=40), at_data_end=st.booleans())
     def garbage_in_room(self, garbage: bytes, at_data_end: bool) -> None:

@@ -24,7 +24,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from claude_state.domain.verify import verify
 
-    sd = ctx.state_if_exists()
+    sd = ctx.state_if_exists(check=False)  # foreign folders are named, not refused
     if not sd.exists():
         ctx.emit(
             {"ok": True, "checked": 0, "problems": [], "repaired": []},

@@ -27,11 +27,18 @@ class Context:
         sd.ensure()
         return sd
 
-    def state_if_exists(self) -> StateDir:
-        """The resolved state directory without creating it (for read-only commands)."""
+    def state_if_exists(self, check: bool = True) -> StateDir:
+        """The resolved state directory without creating it (for read-only commands).
+
+        :param check: refuse folders of the layout that are symlinks or not
+            directories (``verify`` names them instead).
+        """
         from claude_state.storage.layout import StateDir
 
-        return StateDir.resolve(state_dir=self.args.state_dir, project=self.args.project)
+        sd = StateDir.resolve(state_dir=self.args.state_dir, project=self.args.project)
+        if check:
+            sd.check()
+        return sd
 
     def emit(self, data: Any, human: str | None = None) -> None:
         """Print *data* as one JSON document under ``--json``, else *human* (or a rendering)."""

@@ -80,12 +80,14 @@ def parse_duration(text: str) -> float:
 
 def _doc_refs(path: str, kind: int, out: set[str]) -> bool:
     """Mark the references of a framed document. :returns: False if it is unreadable."""
+    from claude_state.errors import ClaudeStateError
+    from claude_state.storage.atomic import read_file
+
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        raw = read_file(path)  # no symlink or FIFO (storage/safeio.py)
     except FileNotFoundError:
         return True
-    except OSError:
+    except (OSError, ClaudeStateError):
         return False
     try:
         _h, body = frame.decode_doc(raw, kind, path)

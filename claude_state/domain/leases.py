@@ -52,7 +52,7 @@ from claude_state.errors import (
     StaleEpochError,
 )
 from claude_state.ids import is_valid_id, validate_id
-from claude_state.storage import frame
+from claude_state.storage import frame, safeio
 from claude_state.storage.docfile import write_doc
 from claude_state.storage.layout import StateDir
 from claude_state.storage.locks import FileLock
@@ -144,8 +144,7 @@ def read_path(path: str) -> LeaseRecord | None:
         evidence that its owner died).
     """
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = safeio.read_regular(path)  # no symlink, FIFO or device (storage/safeio)
     except FileNotFoundError:
         return None
     _header, doc = frame.decode_doc(data, frame.Kind.LEASE, path)
@@ -161,7 +160,7 @@ def read_raw(path: str) -> dict[str, Any] | None:
     :class:`LeaseRecord`). None when absent. :raises FrameError: damaged.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = safeio.open_regular(path)  # no symlink, FIFO or device (storage/safeio)
     except FileNotFoundError:
         return None
     try:

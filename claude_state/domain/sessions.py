@@ -401,11 +401,11 @@ def wrap_event(raw: bytes, t: float, *, lease_role: str, by: int | None) -> byte
 def _parse_payload(
     payload: bytes,
 ) -> tuple[float, dict[str, Any], str | None, int | None] | None:
-    import orjson
+    from claude_state.storage import jsonio
 
     try:
-        doc = orjson.loads(payload)
-    except orjson.JSONDecodeError:
+        doc = jsonio.loads(payload)
+    except jsonio.JSONDecodeError:
         return None
     if not isinstance(doc, dict) or not isinstance(doc.get("ev"), dict):
         return None
@@ -520,12 +520,13 @@ class SessionStore:
 
     # -- catching up with the journal --
 
-    def _fold(self, rec: SessionRecord, on_event: OnEvent | None) -> int:
+    def _fold(self, rec: SessionRecord, on_event: OnEvent | None, log: bool = True) -> int:
         n = 0
         for seq, payload in journal.read(self.state, rec.id, rec.applied_seq):
             parsed = _parse_payload(payload)
             if parsed is None:
-                self._log_bad(rec.id, seq)
+                if log:  # not from peek: a read-only command writes nothing
+                    self._log_bad(rec.id, seq)
                 rec.applied_seq = max(rec.applied_seq, seq)
                 continue
             t, ev, role, by = parsed
@@ -536,30 +537,21 @@ class SessionStore:
         return n
 
     def _log_bad(self, sid: str, seq: int) -> None:
-        try:
-            os.makedirs(self.state.logs, 0o700, exist_ok=True)
-            fd = os.open(
-                os.path.join(self.state.logs, "hook.log"),
-                os.O_WRONLY | os.O_APPEND | os.O_CREAT,
-                0o600,
-            )
-            try:
-                os.write(
-                    fd,
-                    (
-                        f"{iso_or_none(time.time())} session {sid}: journal record {seq} "
-                        "is not a JSON hook event; skipped\n"
-                    ).encode(),
-                )
-            finally:
-                os.close(fd)
-        except OSError:
-            pass
+        from claude_state.storage.safeio import append_line  # never through a symlink
+
+        append_line(
+            self.state.logs,
+            "hook.log",
+            (
+                f"{iso_or_none(time.time())} session {sid}: journal record {seq} "
+                "is not a JSON hook event; skipped\n"
+            ).encode(),
+        )
 
     def peek(self, sid: str) -> SessionRecord:
         """The record with pending journal events applied in memory; writes nothing."""
         rec = self.load(sid)
-        self._fold(rec, None)
+        self._fold(rec, None, log=False)
         return rec
 
     def catch_up(self, sid: str, on_event: OnEvent | None = None) -> SessionRecord:

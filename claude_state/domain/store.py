@@ -54,7 +54,7 @@ from claude_state.errors import (
     StorageError,
 )
 from claude_state.ids import validate_id
-from claude_state.storage import frame, wal
+from claude_state.storage import frame, safeio, wal
 from claude_state.storage.atomic import atomic_write, fsync_dir
 from claude_state.storage.blobs import BlobStore, is_ref
 from claude_state.storage.docfile import read_doc
@@ -95,6 +95,65 @@ def _replay(wf: Workflow, payload: bytes, path: str) -> None:
             apply_op(wf, op, trusted=True)
     else:
         apply_op(wf, doc, trusted=True)
+
+
+_RACED = "the WAL was replaced while it was read"
+
+
+def _stale_wal(wpath: str, wread: wal.WALRead, gen: int, want_salt: int) -> str | None:
+    """[wal-link] Why the WAL read is not the one that follows the snapshot, or None.
+
+    A snapshot records the salt of the WAL written after it. That WAL may legitimately
+    be missing only in the crash window between the two writes, and then the WAL in
+    place is the previous one, still hard-linked as ``.wal.prev`` (compaction and
+    :meth:`WorkflowStore.save` link it before writing the snapshot). Any other WAL of an
+    older generation, or of the same generation with another salt, was put back over
+    the current one: the operations acknowledged in the current WAL are gone, and
+    replaying the snapshot alone would drop them without a word.
+    """
+    h = wread.header
+    if h.generation == gen and h.salt == want_salt:
+        return None
+    if h.generation > gen:
+        return None  # an old snapshot put back: reported by the caller
+    try:
+        if os.stat(wpath).st_ino != wread.ino:
+            return _RACED  # a writer replaced it after our read: the caller reads again
+        if h.generation < gen and os.stat(wpath + ".prev").st_ino == wread.ino:
+            return None  # the crash window: the previous WAL, all in the snapshot
+    except FileNotFoundError:
+        pass
+    return (
+        f"WAL of generation {h.generation} is not the one that follows snapshot generation "
+        f"{gen}: an older WAL was put back, and operations acknowledged after the "
+        "snapshot are missing"
+    )
+
+
+def _salt(value: object) -> int | None:
+    """[wal-link] The ``wal_salt`` of a snapshot (16 hex digits), or None."""
+    if isinstance(value, str) and len(value) == 16:
+        try:
+            return int(value, 16)
+        except ValueError:
+            return None
+    return None
+
+
+def _link_prev(wpath: str, temp_dir: str) -> None:
+    """[wal-link] Hard-link the live WAL (if any) as ``.wal.prev`` (atomically)."""
+    if not os.path.exists(wpath):
+        return
+    tmp = temp_name(temp_dir)
+    try:
+        os.link(wpath, tmp)
+        try:
+            os.replace(tmp, wpath + ".prev")
+        except OSError:
+            os.unlink(tmp)
+            raise
+    except OSError as exc:
+        raise StorageError(f"could not link {wpath}: {exc.strerror}", wpath, exc.errno) from exc
 
 
 def _stat_key(path: str) -> tuple[int, int, int]:
@@ -214,7 +273,7 @@ class WorkflowStore:
                 raise ConflictError(f"workflow {wf.id} already exists")
             # WAL first: the snapshot's rename is the commit point, so a create that
             # fails leaves no workflow behind (only an orphan WAL, replaced next time).
-            wal.create(
+            h = wal.create(
                 self.state.workflow_wal(wf.id),
                 self.state.temp,
                 kind=wal.KIND_WORKFLOW,
@@ -222,7 +281,7 @@ class WorkflowStore:
                 base_seq=1,
                 flags=wal.FLAG_PREALLOC,
             )
-            self._write_snapshot(wf, generation=1, last_seq=0)
+            self._write_snapshot(wf, generation=1, last_seq=0, wal_salt=h.salt)
         self._drop(wf.id)
         return wf
 
@@ -340,15 +399,20 @@ class WorkflowStore:
             gen, last_seq = self._position(wf.id)
             # One durable write, like the floor pipeline: the old WAL is left as it is.
             # Its generation is now older than the snapshot's, so readers ignore it, and
-            # the next writer replaces it with a WAL of the new generation. The .prev
-            # files go first (the snapshot's directory flush makes that durable): the
-            # new snapshot is not their compaction, so no fallback may use them.
-            for path in self._files(wf.id)[2:]:
-                try:
-                    os.unlink(path)
-                except FileNotFoundError:
-                    pass
-            self._write_snapshot(wf, gen + 1, last_seq)
+            # the next writer replaces it with a WAL of the new generation. .state.prev
+            # goes first (the snapshot's directory flush makes that durable): the new
+            # snapshot is not a compaction of .prev, so no fallback may use them.
+            try:
+                os.unlink(self._files(wf.id)[2])  # .state.prev
+            except FileNotFoundError:
+                pass
+            # [wal-link] (.wal.prev is replaced, never removed first: a kill in between
+            # would leave a WAL older than the snapshot and unlinked, which reads as one
+            # put back.) The snapshot names the salt of the WAL the next writer starts;
+            # the old WAL stays linked as .wal.prev, which is what tells it from an old
+            # WAL put back later (see _stale_wal).
+            _link_prev(self.state.workflow_wal(wf.id), self.state.temp)
+            self._write_snapshot(wf, gen + 1, last_seq, wal_salt=wal.new_salt())
         self._drop(wf.id)
 
     def delete(self, workflow_id: str) -> bool:
@@ -522,8 +586,16 @@ class WorkflowStore:
         doc["data"] = data
         return doc
 
-    def _write_snapshot(self, wf: Workflow, generation: int, last_seq: int) -> None:
-        doc = {"doc": self._snapshot_doc(wf), "wal_generation": generation, "last_seq": last_seq}
+    def _write_snapshot(
+        self, wf: Workflow, generation: int, last_seq: int, wal_salt: int | None = None
+    ) -> None:
+        doc: dict[str, Any] = {
+            "doc": self._snapshot_doc(wf),
+            "wal_generation": generation,
+            "last_seq": last_seq,
+        }
+        if wal_salt is not None:  # [wal-link] the salt of the WAL that follows it
+            doc["wal_salt"] = f"{wal_salt:016x}"  # fixed width: a snapshot's size is not random
         atomic_write(
             self.state.workflow_state(wf.id),
             frame.encode_doc(frame.Kind.WORKFLOW, doc, generation),
@@ -535,8 +607,7 @@ class WorkflowStore:
         header and the WAL's tail, not the snapshot's payload (lock held)."""
         snap, wpath = self.state.workflow_state(wid), self.state.workflow_wal(wid)
         try:
-            with open(snap, "rb") as f:
-                header = frame.decode_header(f.read(frame.HEADER_SIZE), snap)
+            header = frame.decode_header(safeio.read_head(snap, frame.HEADER_SIZE), snap)
         except (FileNotFoundError, FrameError):
             header = None  # absent or damaged: the WAL alone says how far things went
         wal_gen, last_seq = wal.tail(wpath)
@@ -574,7 +645,8 @@ class WorkflowStore:
                 snap,
                 exc.errno,
             ) from exc
-        self._write_snapshot(wf, generation, last_seq)
+        salt = wal.new_salt()  # [wal-link]
+        self._write_snapshot(wf, generation, last_seq, wal_salt=salt)
         wal.create(
             wpath,
             self.state.temp,
@@ -582,6 +654,7 @@ class WorkflowStore:
             generation=generation,
             base_seq=last_seq + 1,
             flags=wal.FLAG_DERIVED | wal.FLAG_PREALLOC,
+            salt=salt,
         )
 
     def _compact(self, wid: str, entry: _Cached) -> None:
@@ -630,7 +703,7 @@ class WorkflowStore:
     def _open_checked(path: str, ino: int, flags: int) -> int:
         """*path* opened, checked to be the file that was read (lock held)."""
         try:
-            fd = os.open(path, flags | os.O_CLOEXEC)
+            fd = os.open(path, flags | safeio.SAFE_FLAGS)  # no symlink/FIFO; ino checked
         except OSError as exc:
             raise StorageError(f"could not open {path}: {exc.strerror}", path, exc.errno) from exc
         if os.fstat(fd).st_ino != ino:
@@ -677,6 +750,7 @@ class WorkflowStore:
             header, body = read_doc(snap, frame.Kind.WORKFLOW)
             gen, last_seq = header.generation, int(body["last_seq"])
             wf = Workflow.from_dict(body["doc"], trusted=True)
+            want_salt = _salt(body.get("wal_salt"))  # [wal-link] None in older snapshots
         except FileNotFoundError:
             raise NotFoundError("workflow", wid) from None
         except (IntegrityError, KeyError, TypeError, ValueError) as exc:
@@ -686,10 +760,19 @@ class WorkflowStore:
                 raise FrameError(f"malformed snapshot: {exc}", snap) from exc
             wf, gen, last_seq = self._from_prev(wid, exc)
             key = (0, 0, 0)
+            want_salt = None
         try:
             wread = wal.read(wpath)
         except FileNotFoundError:
             wread = None
+        if wread is not None and isinstance(want_salt, int):  # [wal-link]
+            stale = _stale_wal(wpath, wread, gen, want_salt)
+            if stale == _RACED and _attempt < 20:  # a writer replaced the WAL meanwhile
+                return self._read(
+                    wid, fallback=fallback, for_write=for_write, _attempt=_attempt + 1
+                )
+            if stale:
+                raise IntegrityError(stale, wpath, kind="stale_wal")
         if wread is None or wread.header.generation < gen:
             # No WAL yet, or one a crash left behind mid-compaction: all in the snapshot.
             if for_write:
@@ -700,6 +783,7 @@ class WorkflowStore:
                     generation=gen,
                     base_seq=last_seq + 1,
                     flags=wal.FLAG_PREALLOC,
+                    salt=want_salt if isinstance(want_salt, int) else None,
                 )
                 return (
                     wf,
@@ -743,8 +827,9 @@ class WorkflowStore:
             # header, when it still verifies, must name the derived WAL's generation.
             damaged_gen: int | None = None  # stays None when the header is damaged too
             try:
-                with open(snap, "rb") as f:
-                    damaged_gen = frame.decode_header(f.read(frame.HEADER_SIZE), snap).generation
+                damaged_gen = frame.decode_header(
+                    safeio.read_head(snap, frame.HEADER_SIZE), snap
+                ).generation
             except FrameError:
                 pass  # header damaged too: .prev still existing is the proof (save drops it)
             header, body = read_doc(snap + ".prev", frame.Kind.WORKFLOW)

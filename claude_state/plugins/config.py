@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from claude_state.errors import ConfigError
+from claude_state.errors import ClaudeStateError, ConfigError
 from claude_state.storage.layout import StateDir, find_project_dir
 
 __all__ = [
@@ -144,13 +144,16 @@ def load_config(state: StateDir, env: Mapping[str, str] | None = None) -> Config
     :raises ConfigError: the file exists but is not valid JSON or not a valid config.
     """
     path = config_path(state, env)
+    from claude_state.storage.safeio import read_regular
+
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        # The project config may be a symlink the user made (followed); a FIFO or a
+        # device is refused, never waited on.
+        data = read_regular(path, follow=True)
     except FileNotFoundError:
         return Config()
-    except OSError as exc:
-        raise ConfigError(f"cannot read the config: {exc.strerror}", path) from None
+    except (OSError, ClaudeStateError) as exc:  # unreadable, or a FIFO/symlink (safeio)
+        raise ConfigError(f"cannot read the config: {exc}", path) from None
     import orjson
 
     try:
@@ -200,10 +203,12 @@ def sync_hot_conf(state: StateDir, cfg: Config, env: Mapping[str, str] | None = 
     """
     path = os.path.join(state.root, HOT_CONF)
     want = hot_conf_bytes(cfg, config_path(state, env))
+    from claude_state.errors import IntegrityError
+    from claude_state.storage.atomic import read_file
+
     try:
-        with open(path, "rb") as f:
-            have: bytes | None = f.read()
-    except FileNotFoundError:
+        have: bytes | None = read_file(path)
+    except (FileNotFoundError, IntegrityError):  # absent, or foreign: replaced below
         have = None
     if not want:
         if have is None:

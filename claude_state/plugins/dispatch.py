@@ -74,11 +74,11 @@ def read_cursor(state: StateDir, sid: str) -> int:
     """
     from claude_state.errors import FrameError
     from claude_state.storage import frame
+    from claude_state.storage.safeio import ForeignObjectError, read_regular
 
     try:
-        with open(cursor_path(state, sid), "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
+        data = read_regular(cursor_path(state, sid))  # no symlink or FIFO (safeio)
+    except (FileNotFoundError, ForeignObjectError):
         return 0
     try:
         _h, payload = frame.decode(data, frame.Kind.META, cursor_path(state, sid))
@@ -210,6 +210,8 @@ def drain(state: StateDir, sid: str, *, pm: Any = None, config: Any = None) -> D
     os.makedirs(state.sessions, 0o700, exist_ok=True)
     import orjson
 
+    from claude_state.storage import jsonio
+
     delivered = 0
     with FileLock(cursor_path(state, sid) + ".lock"):
         cursor = read_cursor(state, sid)
@@ -217,7 +219,7 @@ def drain(state: StateDir, sid: str, *, pm: Any = None, config: Any = None) -> D
         seen: set[tuple[str, str]] = set()
         for seq, payload in journal.read(state, sid, cursor):
             try:
-                doc = orjson.loads(payload)
+                doc = jsonio.loads(payload)
                 ev, t = doc["ev"], float(doc["t"])
                 if not isinstance(ev, dict):
                     raise TypeError("event is not an object")

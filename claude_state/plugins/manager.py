@@ -58,21 +58,10 @@ def reset() -> None:
 
 
 def _log(state: StateDir, message: str) -> None:
-    try:
-        os.makedirs(state.logs, 0o700, exist_ok=True)
-        fd = os.open(
-            os.path.join(state.logs, "plugins.log"),
-            os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-            0o600,
-        )
-        try:
-            from claude_state.clock import now_iso
+    from claude_state.clock import now_iso
+    from claude_state.storage.safeio import append_line  # never through a symlink
 
-            os.write(fd, f"{now_iso()} {message}\n".encode("utf-8", "replace"))
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
+    append_line(state.logs, "plugins.log", f"{now_iso()} {message}\n".encode("utf-8", "replace"))
 
 
 def _load_object(spec: str) -> object:

@@ -75,11 +75,12 @@ def sync_gate(state: StateDir, sid: str, config: Config, record: Any = None) -> 
         if os.path.exists(path):
             remove(path)
         return False
+    from claude_state.storage.atomic import read_file
+
     try:
-        with open(path, "rb") as f:
-            if f.read() == answer:
-                return True
-    except OSError:
+        if read_file(path) == answer:  # a foreign object there is replaced below
+            return True
+    except Exception:  # noqa: BLE001, S110 - absent, unreadable or foreign: rewrite it
         pass
     state.ensure(sweep=False)
     atomic_write(path, answer, state.temp)

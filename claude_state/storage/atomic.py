@@ -99,9 +99,12 @@ def atomic_write(path: str, data: bytes, temp_dir: str, mode: int = FILE_MODE) -
 
 
 def read_file(path: str) -> bytes:
-    """Read a whole file. :raises FileNotFoundError: passes through for callers to map."""
-    with open(path, "rb") as f:
-        return f.read()
+    """Read a whole regular file, never through a symlink or from a FIFO (``safeio``).
+
+    :raises FileNotFoundError: passes through for callers to map."""
+    from claude_state.storage.safeio import read_regular
+
+    return read_regular(path)
 
 
 def remove(path: str, missing_ok: bool = True) -> bool:

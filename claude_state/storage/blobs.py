@@ -16,9 +16,9 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from claude_state.errors import FrameError, NotFoundError
+from claude_state.errors import FrameError, IntegrityError, NotFoundError
 from claude_state.storage import frame
-from claude_state.storage.atomic import atomic_write
+from claude_state.storage.atomic import atomic_write, read_file
 from claude_state.storage.layout import StateDir, _makedirs
 
 BLOB_KEY = "$blob"
@@ -61,7 +61,7 @@ class BlobStore:
             # than the write and flush it saves).
             try:
                 self.get(h)
-            except (NotFoundError, FrameError):
+            except (NotFoundError, IntegrityError):  # damaged, or a foreign object
                 atomic_write(path, frame.encode(frame.Kind.BLOB, data), self.state.temp)
         return {BLOB_KEY: h, "size": len(data)}
 
@@ -70,8 +70,7 @@ class BlobStore:
         h = ref[BLOB_KEY] if isinstance(ref, dict) else ref
         path = self.state.blob(h)
         try:
-            with open(path, "rb") as f:
-                raw = f.read()
+            raw = read_file(path)  # never through a symlink or from a FIFO
         except FileNotFoundError:
             raise NotFoundError("blob", h) from None
         _header, data = frame.decode(raw, frame.Kind.BLOB, path)

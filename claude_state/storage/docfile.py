@@ -6,6 +6,7 @@ from typing import Any
 
 from claude_state.storage import frame
 from claude_state.storage.atomic import atomic_write
+from claude_state.storage.safeio import read_regular
 
 
 def write_doc(path: str, kind: int, obj: Any, temp_dir: str, generation: int = 0) -> int:
@@ -20,7 +21,6 @@ def read_doc(path: str, kind: int) -> tuple[frame.Header, Any]:
 
     :raises FileNotFoundError: when absent (callers map it to their NotFoundError).
     :raises FrameError: when damaged.
+    :raises ForeignObjectError: a symlink, FIFO, device or folder is there.
     """
-    with open(path, "rb") as f:
-        data = f.read()
-    return frame.decode_doc(data, kind, path)
+    return frame.decode_doc(read_regular(path), kind, path)

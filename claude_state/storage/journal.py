@@ -20,6 +20,7 @@ import time
 from claude_state.storage import wal
 from claude_state.storage.layout import StateDir, _makedirs
 from claude_state.storage.locks import FileLock
+from claude_state.storage.safeio import check_dir, make_dir
 
 
 def wrap(raw: bytes, t: float | None = None) -> bytes:
@@ -33,29 +34,59 @@ def append(state: StateDir, session_id: str, payloads: list[bytes]) -> list[int]
 
     Takes the session lock, creates the journal on first use, flushes once for all
     *payloads*. :returns: their sequence numbers.
+
+    ``sessions/`` is checked (one ``lstat``) to be a real folder before the lock file
+    in it is opened: a symlink there would make every journal and lock land wherever
+    it points. :raises ForeignObjectError: it (or ``temp/``, or a file) is foreign.
     """
     path = state.session_wal(session_id)
-    try:
-        lock = FileLock(state.session_lock(session_id))
-        lock.acquire()
-    except Exception:
-        # First event of a project: the folders do not exist yet.
-        _makedirs(state.root)
-        for sub in ("sessions", "temp"):
-            _makedirs(os.path.join(state.root, sub))
+    if not check_dir(state.sessions):
+        # First event of a project: the folders do not exist yet (never the project:
+        # _makedirs refuses to create a missing $CLAUDE_PROJECT_DIR).
+        _makedirs(state.root, root=True)
+        make_dir(state.sessions)
         from claude_state.storage.gitignore import write_gitignore
 
         write_gitignore(state.root)  # prompts and tool outputs stay out of git
-        lock = FileLock(state.session_lock(session_id))
-        lock.acquire()
+    lock = FileLock(state.session_lock(session_id))
+    lock.acquire()
     try:
         try:
             return wal.append(path, payloads)
         except FileNotFoundError:
-            wal.create(path, state.temp, kind=wal.KIND_SESSION, generation=1, base_seq=1)
+            make_dir(state.temp)
+            base = _applied_seq(state.session_record(session_id)) + 1
+            wal.create(path, state.temp, kind=wal.KIND_SESSION, generation=1, base_seq=base)
             return wal.append(path, payloads)
     finally:
         lock.release()
+
+
+def applied_seq(record_path: str) -> int:
+    """The journal cursor (``applied_seq``) of the session record at *record_path*; 0
+    when it is absent or does not verify."""
+    return _applied_seq(record_path)
+
+
+def _applied_seq(record_path: str) -> int:
+    """A journal created while its session record exists (the journal was deleted)
+    must number above what the record applied, or new events would be taken for ones
+    already applied. Rare (once per journal), so the frame decoder is imported here
+    only: the hot path never pays for it otherwise."""
+    try:
+        os.lstat(record_path)
+    except OSError:
+        return 0
+    from claude_state.errors import ClaudeStateError
+    from claude_state.storage import frame
+    from claude_state.storage.safeio import read_regular
+
+    try:
+        _h, body = frame.decode_doc(read_regular(record_path), frame.Kind.SESSION, record_path)
+    except (OSError, ClaudeStateError):
+        return 0
+    seq = body.get("applied_seq") if isinstance(body, dict) else None
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) and seq > 0 else 0
 
 
 def read(state: StateDir, session_id: str, after_seq: int = 0) -> list[tuple[int, bytes]]:

@@ -124,16 +124,32 @@ class StateDir:
         return os.path.isdir(self.root)
 
     def ensure(self, sweep: bool = True) -> StateDir:
-        """Create the layout (0700, idempotent) and sweep orphaned temp files."""
-        _makedirs(self.root)
+        """Create the layout (0700, idempotent) and sweep orphaned temp files.
+
+        A folder of the layout that is a symlink or not a directory is refused
+        (:class:`~claude_state.storage.safeio.ForeignObjectError`), never written
+        through; one open to others (0755) is tightened to 0700.
+        """
+        from claude_state.storage.safeio import make_dir
+
+        _makedirs(self.root, root=True)
         for name in SUBDIRS:
-            _makedirs(os.path.join(self.root, name))
+            make_dir(os.path.join(self.root, name))
         from claude_state.storage.gitignore import write_gitignore
 
         write_gitignore(self.root)
         if sweep:
             sweep_temp(self.temp)
         return self
+
+    def check(self) -> None:
+        """Refuse a state directory whose folders are symlinks or not directories
+        (read-only commands: nothing is created). :raises ForeignObjectError:"""
+        from claude_state.storage.safeio import check_dir
+
+        if os.path.isdir(self.root):  # the folder itself may be a symlink (followed)
+            for name in SUBDIRS:
+                check_dir(os.path.join(self.root, name))
 
     # -- files (ids validated here) ------------------------------------------------------
 
@@ -175,16 +191,35 @@ class StateDir:
         return os.path.join(self.blobs, digest[:2], digest + ".blob")
 
 
-def _makedirs(path: str) -> None:
+def _makedirs(path: str, root: bool = False) -> None:
+    """Create the folder *path* (0700) and, if missing, its parent (``.claude``).
+
+    Never more: a state directory is ``<project>/.claude/state``, and a hook run with a
+    ``$CLAUDE_PROJECT_DIR`` that does not exist must not create the project (the event
+    is logged and dropped instead). A foreign object in place of either folder is
+    refused; a folder of ours open to others is tightened to 0700.
+
+    :param root: *path* is the state directory itself, which may be a symlink to a
+        directory (followed: it is named by the user's settings); every folder inside it
+        that is a symlink is refused.
+    :raises StorageError: the grandparent does not exist.
+    """
+    from claude_state.storage.safeio import make_dir
+
+    if root and os.path.islink(path) and os.path.isdir(path):
+        return  # the state directory itself may be a symlink the user chose: followed
     try:
-        os.mkdir(path, DIR_MODE)
-    except FileExistsError:
-        return
+        make_dir(path)
     except FileNotFoundError:
-        os.makedirs(path, DIR_MODE, exist_ok=True)
-        return
-    # mkdir honours the umask; make the mode exact.
-    os.chmod(path, DIR_MODE)
+        parent = os.path.dirname(path)
+        if not os.path.isdir(os.path.dirname(parent)):
+            from claude_state.errors import StorageError
+
+            raise StorageError(
+                f"cannot create {path}: {os.path.dirname(parent)} does not exist", path
+            ) from None
+        make_dir(parent, tighten=False)  # the project's .claude: not ours to tighten
+        make_dir(path)
 
 
 def temp_name(temp_dir: str) -> str:

@@ -26,7 +26,8 @@ import os
 import time
 
 from claude_state.errors import LockTimeoutError, StorageError
-from claude_state.storage.layout import FILE_MODE, env_flag
+from claude_state.storage.layout import env_flag
+from claude_state.storage.safeio import open_regular
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing-only: keep the hot path's imports minimal
@@ -65,7 +66,9 @@ class FileLock:
                 self._fd = fd = -1  # a forked child's copy: its flock is the parent's
             if fd < 0:
                 try:
-                    fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+                    # Never through a symlink, never a FIFO or device (safeio): a
+                    # planted lock must not create or open files outside the state.
+                    fd = open_regular(self.path, os.O_RDWR | os.O_CREAT)
                 except OSError as exc:
                     raise StorageError(
                         f"could not open lock {self.path}: {exc.strerror}", self.path, exc.errno

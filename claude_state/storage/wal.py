@@ -28,7 +28,10 @@ Invariants:
   dropping the good records after it.
 * Readers never lock; a record being appended concurrently fails its checksum and is
   treated as not yet written.
-* Sequence numbers start at ``base_seq`` and increase by one per record.
+* Sequence numbers start at ``base_seq`` and increase by one per record, except at a
+  *jump record* (length field :data:`JUMP`, no payload, seq = the next record's
+  number), which a writer leaves where it cut a torn tail: numbers never go back and
+  are never reused, even when the cut bytes held records a reader had applied.
 * An append is durable when :func:`append` returns (fdatasync), and several payloads
   passed together share one flush (group commit). A caller holding the file open may
   split an append in two (:func:`stage_fd`, then :func:`sync_fd` or
@@ -49,6 +52,7 @@ import struct
 from claude_state.errors import StorageError, WALError
 from claude_state.storage.atomic import atomic_write, flush_fd, fsync_enabled
 from claude_state.storage.layout import FILE_MODE
+from claude_state.storage.safeio import open_regular
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing-only: keep the hot path's imports minimal
@@ -63,6 +67,10 @@ REC_HEAD = struct.Struct("<IQ")  # 12
 REC_FOOT = struct.Struct("<QI4s")  # 16
 REC_OVERHEAD = REC_HEAD.size + REC_FOOT.size  # 28
 MAX_RECORD = 256 << 20
+#: Length-field flag of a *jump* record (no payload; its seq field is the next sequence
+#: number). Written where a torn tail was cut: the cut bytes may have held records that
+#: a reader already applied, so numbering resumes above any sequence they could hold.
+JUMP = 0x80000000
 
 #: Header flag: this generation's snapshot is exactly the previous generation replayed
 #: (a compaction), so ``.prev`` snapshot + ``.prev`` WAL can rebuild it without loss.
@@ -128,7 +136,7 @@ class WALHeader:
 class WALRead:
     """The result of reading a WAL: verified records and where the valid bytes end."""
 
-    __slots__ = ("header", "records", "valid_end", "size", "next_seq", "torn", "ino")
+    __slots__ = ("header", "records", "valid_end", "size", "next_seq", "torn", "ino", "jumps")
 
     def __init__(
         self,
@@ -149,6 +157,9 @@ class WALRead:
         #: The file's inode number (set by :func:`read`), so a writer caching this
         #: read can tell when the file was replaced.
         self.ino = 0
+        #: ``(first skipped, resumed at)`` of each jump record: sequence numbers never
+        #: used because a torn tail was cut there.
+        self.jumps: list[tuple[int, int]] = []
 
 
 def encode_header(kind: int, salt: int, generation: int, base_seq: int, flags: int = 0) -> bytes:
@@ -180,21 +191,34 @@ def encode_record(salt: int, seq: int, payload: bytes) -> bytes:
     return b"".join((head, payload, REC_FOOT.pack(csum, n, END)))
 
 
-def _record_at(buf: bytes | memoryview, off: int, salt: int) -> tuple[int, bytes, int] | None:
-    """Decode the record at *off*: (seq, payload, end offset), or None if invalid."""
+def encode_jump(salt: int, next_seq: int) -> bytes:
+    """A jump record: the next record's sequence number is *next_seq* (see :data:`JUMP`)."""
+    head = REC_HEAD.pack(JUMP, next_seq)
+    return head + REC_FOOT.pack(_xxh(head, salt), JUMP, END)
+
+
+def _record_at(
+    buf: bytes | memoryview, off: int, salt: int
+) -> tuple[int, bytes | None, int] | None:
+    """Decode the record at *off*: (seq, payload, end offset), or None if invalid.
+
+    A jump record's payload is None and its seq is the next record's."""
     size = len(buf)
     if off + REC_OVERHEAD > size:
         return None
-    n, seq = REC_HEAD.unpack_from(buf, off)
+    field, seq = REC_HEAD.unpack_from(buf, off)
+    n = 0 if field == JUMP else field
     end = off + REC_OVERHEAD + n
     if n > MAX_RECORD or end > size:
         return None
     csum, n2, magic = REC_FOOT.unpack_from(buf, end - REC_FOOT.size)
-    if n2 != n or magic != END:
+    if n2 != field or magic != END:
         return None
     body = bytes(buf[off : off + REC_HEAD.size + n])
     if _xxh(body, salt) != csum:
         return None
+    if field == JUMP:
+        return seq, None, end
     return seq, body[REC_HEAD.size :], end
 
 
@@ -215,7 +239,8 @@ def _verified_record_after(buf: bytes, off: int, salt: int) -> int | None:
     p = buf.find(END, off)
     while p != -1:
         end = p + len(END)
-        start: int = end - REC_OVERHEAD - struct.unpack_from("<I", buf, p - 4)[0]
+        field: int = struct.unpack_from("<I", buf, p - 4)[0]
+        start = end - REC_OVERHEAD - (0 if field == JUMP else field)
         if start > off:
             rec = _record_at(view, start, salt)
             if rec is not None and rec[2] == end:
@@ -248,6 +273,13 @@ def parse(buf: bytes, path: str | None = None, after_seq: int = -1) -> WALRead:
             result.torn = True  # ignored by readers, cut by the next writer
             break
         seq, payload, end = rec
+        if payload is None:  # a jump: numbering resumes at seq
+            if seq < expect:
+                raise WALError(f"sequence goes back at offset {off}: {seq} < {expect}", path)
+            result.jumps.append((expect, seq))
+            expect = seq
+            off = end
+            continue
         if seq != expect:
             raise WALError(f"sequence gap at offset {off}: found {seq}, expected {expect}", path)
         if seq > after_seq:
@@ -267,9 +299,12 @@ def read(path: str, after_seq: int = -1) -> WALRead:
     it. Damage is therefore reported only when a fresh read shows it too.
     """
     for attempt in range(3):
-        with open(path, "rb") as f:
-            buf = f.read()
-            ino = os.fstat(f.fileno()).st_ino
+        fd = open_regular(path)  # no symlink, FIFO or device (storage/safeio.py)
+        try:
+            ino = os.fstat(fd).st_ino
+            buf = _read_all(fd)
+        finally:
+            os.close(fd)
         try:
             result = parse(buf, path, after_seq)
         except WALError:
@@ -284,11 +319,37 @@ def read(path: str, after_seq: int = -1) -> WALRead:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _read_all(fd: int) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def new_salt() -> int:
+    """A fresh random WAL salt (chosen ahead when a snapshot must name its WAL)."""
+    return int.from_bytes(os.urandom(8), "little")
+
+
 def create(
-    path: str, temp_dir: str, *, kind: int, generation: int, base_seq: int, flags: int = 0
+    path: str,
+    temp_dir: str,
+    *,
+    kind: int,
+    generation: int,
+    base_seq: int,
+    flags: int = 0,
+    salt: int | None = None,
 ) -> WALHeader:
-    """Atomically (re)place *path* with an empty WAL of a new generation and salt."""
-    salt = int.from_bytes(os.urandom(8), "little")
+    """Atomically (re)place *path* with an empty WAL of a new generation and salt.
+
+    :param salt: the salt to use (default: a new one); a workflow snapshot records the
+        salt of the WAL that follows it, so it is chosen before the snapshot is written.
+    """
+    if salt is None:
+        salt = new_salt()
     atomic_write(path, encode_header(kind, salt, generation, base_seq, flags), temp_dir)
     return WALHeader(kind, salt, generation, base_seq, flags)
 
@@ -326,20 +387,47 @@ def _tail_state(fd: int, path: str) -> tuple[WALHeader, int, int]:
     if data_end >= FILE_HEAD_SIZE + REC_OVERHEAD:
         foot = os.pread(fd, REC_FOOT.size, data_end - REC_FOOT.size)
         _c, n, magic = REC_FOOT.unpack(foot)
-        start = data_end - REC_OVERHEAD - n
+        start = data_end - REC_OVERHEAD - (0 if n == JUMP else n)
         if magic == END and start >= FILE_HEAD_SIZE:
-            rec = os.pread(fd, REC_OVERHEAD + n, start)
+            rec = os.pread(fd, data_end - start, start)
             got = _record_at(rec, 0, header.salt)
             if got is not None and got[2] == len(rec):
-                return header, got[0] + 1, data_end
+                return header, got[0] + (got[1] is not None), data_end
     # Slow path: torn tail (or damage). parse() raises on damage before the tail.
     buf = os.pread(fd, size, 0)
     result = parse(buf, path)
-    if result.torn:
-        # Cutting drops the preallocated room too; the next append adds it back.
-        os.ftruncate(fd, result.valid_end)
-        flush_fd(fd)
-    return header, result.next_seq, result.valid_end
+    if not result.torn:
+        return header, result.next_seq, result.valid_end
+    return _cut(fd, header, result, buf)
+
+
+def _cut(fd: int, header: WALHeader, result: WALRead, buf: bytes) -> tuple[WALHeader, int, int]:
+    """Cut the torn tail found by *result*, leaving a jump record in its place.
+
+    The cut bytes are not always a crash's unacknowledged append: a tail damaged after
+    a reader applied it (a session record folds every verified record) held sequence
+    numbers that reader has seen. Reusing them would make new records invisible to it,
+    so numbering resumes above any sequence the cut bytes could have held (each record
+    takes at least :data:`REC_OVERHEAD` bytes and ends with the non-zero end magic, so
+    trailing zeros hold none). The jump record is written over the start of the torn
+    bytes and flushed *before* the file is cut: a crash in between leaves the jump
+    record followed by torn bytes, which the next writer cuts again (jumping from the
+    new number, so still upwards). Torn bytes too few to hold a record are just cut.
+    :returns: ``(header, next seq, data end)`` after the cut.
+    """
+    end = result.valid_end
+    could_hold = (len(buf.rstrip(b"\0")) - end) // REC_OVERHEAD
+    if could_hold > 0:
+        resume = result.next_seq + could_hold
+        _pwrite_all(fd, encode_jump(header.salt, resume), end)
+        flush_fd(fd, data_only=True)
+        end += REC_OVERHEAD
+    else:
+        resume = result.next_seq
+    # Cutting drops the preallocated room too; the next append adds it back.
+    os.ftruncate(fd, end)
+    flush_fd(fd)
+    return header, resume, end
 
 
 def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
@@ -400,7 +488,7 @@ def append_tracked(
 
 def _open_rw(path: str) -> int:
     try:
-        return os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        return open_regular(path, os.O_RDWR)
     except FileNotFoundError:
         raise
     except OSError as exc:
@@ -536,12 +624,33 @@ def cut_torn_tail(path: str) -> bool:
         os.close(fd)
 
 
+def append_jump(path: str, next_seq: int) -> bool:
+    """Make the next record of the WAL at *path* number at least *next_seq* (caller
+    holds the writer lock): a jump record, flushed, after a torn tail is cut. For a
+    journal that ends below what its reader already applied (its tail was truncated at
+    a record boundary), so new records are not numbered as ones applied before.
+
+    :returns: whether a jump was needed. :raises WALError: on damage before the tail.
+    """
+    fd = _open_rw(path)
+    try:
+        header, seq, end = _tail_state(fd, path)
+        if seq >= next_seq:
+            return False
+        _pwrite_all(fd, encode_jump(header.salt, next_seq), end)
+        os.ftruncate(fd, end + REC_OVERHEAD)
+        flush_fd(fd)
+        return True
+    finally:
+        os.close(fd)
+
+
 def tail(path: str) -> tuple[int, int]:
     """(generation, last record's seq) of the WAL at *path*; (0, 0) when absent or
     damaged. O(1) through the trailing length. Caller holds the lock (a torn tail is
     cut, as before an append)."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        fd = open_regular(path, os.O_RDWR)
     except FileNotFoundError:
         return 0, 0
     except OSError as exc:
@@ -567,6 +676,7 @@ __all__ = [
     "WALRead",
     "append",
     "append_fd",
+    "append_jump",
     "append_tracked",
     "stage_fd",
     "sync_fd",
@@ -587,7 +697,8 @@ def read_from_fd(
 
     Used by a writer that already replayed the file up to *offset*; it stops at the first
     record that does not verify (zero room, a torn tail, which the next append cuts, or
-    damage, which :func:`parse` reports). Reads one record header first, so the common
+    damage, which :func:`parse` reports), or at a jump record with nothing after it.
+    Reads one record header first, so the common
     answer (nothing new) costs one small ``pread``.
     """
     buf = os.pread(fd, REC_HEAD.size, offset)
@@ -602,6 +713,17 @@ def read_from_fd(
         if rec is None:
             break
         seq, payload, end = rec
+        if payload is None:  # a jump record
+            if seq < expect_seq:
+                raise WALError(f"sequence goes back: {seq} < {expect_seq}", path)
+            if _record_at(view, end, salt) is None:
+                # Nothing after it yet: stop before it, so the caller's next append
+                # finds a record at its cached end and takes its numbering from the
+                # file (the caller's next_seq comes from the records returned).
+                break
+            expect_seq = seq
+            off = end
+            continue
         if seq != expect_seq:
             raise WALError(f"sequence gap: found {seq}, expected {expect_seq}", path)
         out.append((seq, payload))

@@ -38,7 +38,7 @@ from claude_state.adapters.claude_code.hot import COLD_EVENTS, check_gate, faile
 from claude_state.errors import ClaudeStateError, LeaseHeldError
 from claude_state.ids import is_valid_id
 from claude_state.plugins.config import Config, load_config, sync_hot_conf
-from claude_state.storage import journal
+from claude_state.storage import journal, jsonio, safeio
 from claude_state.storage.layout import StateDir
 
 __all__ = ["BLOB_VALUE_THRESHOLD", "Event", "handle_cold"]
@@ -110,7 +110,7 @@ def _parse(
 
     body = Redactor(config.custom_patterns()).redact_json_bytes(body)
     try:
-        ev = orjson.loads(body)
+        ev = jsonio.loads(body)
     except orjson.JSONDecodeError as exc:
         log(state, f"malformed hook input ({len(raw)} bytes) ignored: {exc}")
         return None
@@ -414,7 +414,7 @@ def _announce_crash(e: Event, sid: str, plan: Any) -> None:
     from claude_state.plugins import notify
 
     notify("crash_detected", state=e.state, session_id=sid, plan=plan)
-    fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = safeio.open_regular(marker, os.O_WRONLY | os.O_CREAT)  # never through a symlink
     os.close(fd)
 
 

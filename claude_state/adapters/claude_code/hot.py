@@ -37,7 +37,7 @@ import time
 
 from claude_state.ids import is_valid_id
 from claude_state.plugins.redaction_literals import may_contain_secret
-from claude_state.storage import journal
+from claude_state.storage import journal, safeio
 from claude_state.storage.layout import StateDir
 
 TYPE_CHECKING = False
@@ -102,10 +102,9 @@ class HotConf:
 
 def read_hot_conf(root: str) -> HotConf | None:
     """Parse ``<root>/hot.conf``; None when there is none (all defaults)."""
-    try:
-        with open(os.path.join(root, HOT_CONF), "rb") as f:
-            data = f.read()
-    except OSError:
+    try:  # a symlink, FIFO or device there is ignored, never waited on (safeio)
+        data = safeio.read_regular(os.path.join(root, HOT_CONF))
+    except Exception:  # absent, or a foreign object (ForeignObjectError): defaults
         return None
     conf = HotConf()
     triggers: list[bytes] = []
@@ -192,9 +191,8 @@ def check_gate(state: StateDir, sid: str, body: bytes) -> bytes:
     Bash is always let through: it is how the agent resumes the workflow.
     """
     try:
-        with open(os.path.join(state.sessions, sid + ".gate"), "rb") as f:
-            answer = f.read()
-    except OSError:
+        answer = safeio.read_regular(os.path.join(state.sessions, sid + ".gate"))
+    except Exception:  # absent, or a foreign object (safeio): no gate
         return b""
     if body.find(_BASH) >= 0 and body.find(b"claude-state") >= 0:
         return b""
@@ -238,22 +236,13 @@ def log(state: StateDir | None, message: str) -> None:
         except Exception:  # no usable stderr: nowhere left to report to
             return
         return
-    try:
-        logs = os.path.join(state.root, "logs")
-        os.makedirs(logs, 0o700, exist_ok=True)
-        path = os.path.join(logs, LOG_NAME)
+    # Never through a symlink or into a FIFO, and never creating a missing state
+    # directory (or project): then the line goes to stderr (storage/safeio.py).
+    if not safeio.append_line(os.path.join(state.root, "logs"), LOG_NAME, line, LOG_MAX):
         try:
-            if os.stat(path).st_size > LOG_MAX:
-                os.replace(path, path + ".1")
-        except OSError:
-            pass
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, line)
-        finally:
-            os.close(fd)
-    except Exception:
-        pass
+            sys.stderr.buffer.write(b"claude-state hook: " + line)
+        except Exception:  # no usable stderr: nowhere left to report to
+            return
 
 
 def failed(state: StateDir | None, exc: BaseException, env: Mapping[str, str], what: str) -> int:
