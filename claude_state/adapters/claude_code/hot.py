@@ -64,7 +64,7 @@ LOG_NAME = "hook.log"
 LOG_MAX = 1 << 20  # rotate hook.log at 1 MiB: malformed input must not fill the disk
 
 #: The top-level fields the hot path reads.
-_FIELDS = ("hook_event_name", "session_id", "tool_name")
+_FIELDS = ("hook_event_name", "session_id")
 
 
 class HotConf:
@@ -403,7 +403,7 @@ def _redact(body: bytes, conf: HotConf | None) -> bytes:
     return Redactor(custom).redact_json_bytes(body)
 
 
-def check_gate(state: StateDir, sid: str, body: bytes, tool: str | None) -> bytes:
+def check_gate(state: StateDir, sid: str, body: bytes) -> bytes:
     """The deny answer for a ``PreToolUse`` while the session's workflow is paused.
 
     The gate file holds the complete JSON answer (written by the cold path with a real
@@ -415,7 +415,7 @@ def check_gate(state: StateDir, sid: str, body: bytes, tool: str | None) -> byte
             answer = f.read()
     except OSError:
         return b""
-    if tool == "Bash" and body.find(b"claude-state") >= 0:
+    if body.find(b"claude-state") >= 0 and scan_field(body, "tool_name") == "Bash":
         return b""
     return answer
 
@@ -428,7 +428,7 @@ def _fast(raw: bytes, forced: str | None, state: StateDir, conf: HotConf | None)
     fields = scan_fields(body, _FIELDS)
     if fields is None:
         return None  # not certain (malformed, non-UTF-8...): the cold path parses it
-    event, sid, tool = fields
+    event, sid = fields
     if event is None or not event.isalpha() or event in COLD_EVENTS:
         return None
     if forced is not None and forced != event:
@@ -438,7 +438,7 @@ def _fast(raw: bytes, forced: str | None, state: StateDir, conf: HotConf | None)
     body = _redact(body, conf)
     journal.append(state, sid, [journal.wrap(body)])
     if event == "PreToolUse" and conf is not None and conf.block_paused:
-        return check_gate(state, sid, body, tool)
+        return check_gate(state, sid, body)
     return b""
 
 
