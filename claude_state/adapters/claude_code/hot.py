@@ -371,7 +371,10 @@ def scan_fields(raw: bytes, names: tuple[str, ...]) -> tuple[str | None, ...] | 
         if content.find(b"\0") >= 0:  # overwritten escapes: take the input's bytes
             start = sum(map(len, parts[: 2 * k + 1])) + 2 * k + 1
             content = body[start : start + len(content)]
-        result.append(_unescape(content) if escaped else content.decode("utf-8"))
+        text = _unescape(content) if escaped else content.decode("utf-8")
+        if text is None:
+            return None  # an escape JSON does not define: not a JSON document
+        result.append(text)
     return tuple(result)
 
 
