@@ -22,7 +22,9 @@ def regular_install(dest: str | os.PathLike[str]) -> str:
     """A venv at *dest* whose site-packages holds a plain copy of ``claude_state`` with
     compiled bytecode, as ``pip install claude-state`` gives (no editable finder).
     Dependencies come from this environment through a path-only ``.pth`` (no code runs
-    for it). Returns the venv's python (not resolved: a venv is known by its path)."""
+    for it); ``bin/claude-state`` is the console script current pip writes,
+    ``bin/claude-state-pip23`` the one older pips write. Returns the venv's python (not
+    resolved: a venv is known by its path)."""
     import compileall
     import shutil
     import venv
@@ -44,15 +46,32 @@ def regular_install(dest: str | os.PathLike[str]) -> str:
     compileall.compile_dir(os.path.join(site, "claude_state"), quiet=1)
     with open(os.path.join(site, "deps.pth"), "w") as f:
         f.write(SITE + "\n")
+    for name, template in (("claude-state", CONSOLE_SCRIPT), ("claude-state-pip23", PIP23_SCRIPT)):
+        script = os.path.join(dest, "bin", name)
+        with open(script, "w") as f:
+            f.write(template.format(python=py))
+        os.chmod(script, 0o755)
     return py
 
 
-def imported_modules(importtime_stderr: bytes) -> list[str]:
-    """The modules a process imported, from its ``-X importtime`` report on stderr."""
-    out = []
-    for line in importtime_stderr.decode("utf-8", "replace").splitlines():
-        if line.startswith("import time:") and "|" in line:
-            name = line.rsplit("|", 1)[1].strip()
-            if name and name != "imported package":
-                out.append(name)
-    return out
+#: The ``claude-state`` console script as pip writes it today (pip 26.2.1's
+#: ``PipScriptMaker.script_template``).
+CONSOLE_SCRIPT = """#!{python}
+import sys
+from claude_state.cli.main import main
+if __name__ == '__main__':
+    sys.argv[0] = sys.argv[0].removesuffix('.exe')
+    sys.exit(main())
+"""
+
+#: The same script as older pips write it (pip 23.2.1, this project's venv: distlib's
+#: template), whose wrapper imports ``re`` before any of our code runs.
+PIP23_SCRIPT = """#!{python}
+# -*- coding: utf-8 -*-
+import re
+import sys
+from claude_state.cli.main import main
+if __name__ == '__main__':
+    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])
+    sys.exit(main())
+"""
