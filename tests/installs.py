@@ -75,3 +75,14 @@ if __name__ == '__main__':
     sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])
     sys.exit(main())
 """
+
+
+def imported_modules(importtime_stderr: bytes) -> list[str]:
+    """The modules a process imported, from its ``-X importtime`` report on stderr."""
+    out = []
+    for line in importtime_stderr.decode("utf-8", "replace").splitlines():
+        if line.startswith("import time:") and "|" in line:
+            name = line.rsplit("|", 1)[1].strip()
+            if name and name != "imported package":
+                out.append(name)
+    return out
