@@ -11,15 +11,16 @@ that (``tests/test_hook_hot.py``).
 How an event is handled:
 
 * **Hot** (every tool event, notifications, ``SubagentStart``, any event without special
-  handling): the event name and session id are found by a byte scanner (Claude Code
-  writes compact JSON), the event is redacted if the literal prefilter finds a possible
-  secret, and appended durably to ``sessions/<sid>.wal`` as the agent sent it. For
+  handling): the top-level event name and session id are found by a byte scanner
+  (:func:`scan_fields`: any JSON encoding, any key order, nested values before the keys,
+  escapes), the event is redacted if the literal prefilter finds a possible secret, and appended durably to ``sessions/<sid>.wal`` as the agent sent it. For
   ``PreToolUse`` the paused-workflow gate ``sessions/<sid>.gate`` is checked (one failed
   ``open`` when absent). Nothing is parsed and no plugin runs: plugins receive the event
   later, in order, from the journal (``claude_state.plugins.dispatch``).
 * **Cold** (``SessionStart``, ``UserPromptSubmit``, ``Stop``, ``SubagentStop``,
-  ``PreCompact``, ``SessionEnd``), and any event the scanner is not certain about,
-  events above the inline limit, and non-UTF-8 input: handed to
+  ``PreCompact``, ``SessionEnd``), and any event the scanner is not certain about
+  (not a JSON object, a duplicated key), events above the inline limit, and non-UTF-8
+  input: handed to
   :mod:`claude_state.adapters.claude_code.events`, which parses JSON, feeds plugins and
   writes the agent's context.
 
