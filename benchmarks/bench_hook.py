@@ -90,12 +90,22 @@ def _stats(xs: list[float]) -> tuple[float, float]:
 
 
 def _time(cmd: list[str], data: bytes, env: dict[str, str]) -> float:
+    return _time_cpu(cmd, data, env)[0]
+
+
+def _time_cpu(cmd: list[str], data: bytes, env: dict[str, str]) -> tuple[float, float]:
+    """Wall time of a process, and the CPU time (user + system) it and its children
+    used: the CPU time is less moved by other work on a shared machine."""
+    import resource
+
+    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     r = subprocess.run(cmd, input=data, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     elapsed = time.perf_counter() - t
+    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if r.returncode != 0 or r.stderr:
         raise SystemExit(f"{cmd} failed ({r.returncode}): {r.stderr.decode()}")
-    return elapsed
+    return elapsed, c1.ru_utime - c0.ru_utime + c1.ru_stime - c0.ru_stime
 
 
 def real_tool_events() -> list[bytes]:
@@ -180,24 +190,26 @@ def bench_tool_calls(runs: int) -> dict[str, Any]:
     files = read_files()
     reads = [read_output(f) for f in files]
     res: dict[str, list[float]] = {k: [] for k in SERIES}
+    cpu: dict[str, list[float]] = {k: [] for k in SERIES}
     re_reads: list[bool] = []  # per round: did the Read output trip the redaction prefilter
 
     def round_(i: int, keep: bool) -> None:
         p, q, r = pre[i % len(pre)], post[i % len(post)], reads[i % len(reads)]
         times = (
-            _time(bare, b"", env),
-            _time(["sh", "-c", shlex.join(bare)], b"", env),
-            _time(["sh", "-c", installed], p, env),
-            _time(["sh", "-c", installed], q, env),
-            _time(["sh", "-c", installed], r, env),
-            _time(["sh", "-c", script], p, env),
-            _time(["sh", "-c", script], q, env),
-            _time(["sh", "-c", script], r, env),
-            _time(["sh", "-c", old_script], p, env),
+            _time_cpu(bare, b"", env),
+            _time_cpu(["sh", "-c", shlex.join(bare)], b"", env),
+            _time_cpu(["sh", "-c", installed], p, env),
+            _time_cpu(["sh", "-c", installed], q, env),
+            _time_cpu(["sh", "-c", installed], r, env),
+            _time_cpu(["sh", "-c", script], p, env),
+            _time_cpu(["sh", "-c", script], q, env),
+            _time_cpu(["sh", "-c", script], r, env),
+            _time_cpu(["sh", "-c", old_script], p, env),
         )
         if keep:
-            for name, t in zip(SERIES, times, strict=True):
+            for name, (t, c) in zip(SERIES, times, strict=True):
                 res[name].append(t)
+                cpu[name].append(c)
             re_reads.append(may_contain_secret(r.strip()))
 
     for i in range(3):  # warm-up
@@ -206,6 +218,7 @@ def bench_tool_calls(runs: int) -> dict[str, Any]:
         round_(i, keep=True)
     return {
         "times": res,
+        "cpu": cpu,
         "command": installed,
         "files": [files[i % len(files)] for i in range(runs)],
         "read_sizes": [len(reads[i % len(reads)]) for i in range(runs)],
@@ -213,21 +226,24 @@ def bench_tool_calls(runs: int) -> dict[str, Any]:
     }
 
 
-def summarize(result: dict[str, Any]) -> list[tuple[str, float, float, float]]:
-    """``(series, median ms, p90 ms, ratio of medians to python -I -c pass)``; the Read
-    series also split by whether the redaction prefilter sent the output through ``re``."""
-    times = result["times"]
+def summarize(result: dict[str, Any]) -> list[tuple[str, float, float, float, float]]:
+    """``(series, median ms, p90 ms, ratio of medians to python -I -c pass, the same
+    ratio of CPU times)``; the Read series also split by whether the redaction
+    prefilter sent the output through ``re``."""
+    times, cpu = result["times"], result["cpu"]
     base = _stats(times["python -I -c pass"])[0]
+    cbase = _stats(cpu["python -I -c pass"])[0]
     rows = []
     for name in SERIES:
         m, p = _stats(times[name])
-        rows.append((name, m, p, m / base))
+        rows.append((name, m, p, m / base, _stats(cpu[name])[0] / cbase))
     for name in ("installed command: Read output", "claude-state hook: Read output"):
         for hit, label in ((False, "no prefilter hit"), (True, "prefilter hit: re")):
-            xs = [t for t, h in zip(times[name], result["re_reads"], strict=True) if h == hit]
-            if xs:
-                m, p = _stats(xs)
-                rows.append((f"{name}, {label} ({len(xs)})", m, p, m / base))
+            pick = [i for i, h in enumerate(result["re_reads"]) if h == hit]
+            if pick:
+                m, p = _stats([times[name][i] for i in pick])
+                c = _stats([cpu[name][i] for i in pick])[0]
+                rows.append((f"{name}, {label} ({len(pick)})", m, p, m / base, c / cbase))
     return rows
 
 
@@ -240,9 +256,9 @@ def print_tool_calls(result: dict[str, Any]) -> None:
         f"{min(result['read_sizes'])}-{max(result['read_sizes'])} bytes; "
         f"{hits} of {n} rounds tripped the redaction prefilter"
     )
-    print(f"  {'what':<62} {'median ms':>10} {'p90 ms':>8} {'ratio':>6}")
-    for name, m, p, ratio in summarize(result):
-        print(f"  {name:<62} {m:>10.1f} {p:>8.1f} {ratio:>6.2f}")
+    print(f"  {'what':<62} {'median ms':>10} {'p90 ms':>8} {'ratio':>6} {'cpu ratio':>9}")
+    for name, m, p, ratio, cratio in summarize(result):
+        print(f"  {name:<62} {m:>10.1f} {p:>8.1f} {ratio:>6.2f} {cratio:>9.2f}")
 
 
 def bench_session_start(n: int, runs: int) -> dict[str, Any]:
@@ -341,7 +357,7 @@ def test_hook_process_vs_bare_interpreter() -> None:
     result = bench_tool_calls(int(os.environ.get("BENCH_HOOK_RUNS", "45")))
     rows = summarize(result)
     base = next(r for r in rows if r[0] == "python -I -c pass")
-    for name, m, p, ratio in rows:
+    for name, m, p, ratio, cratio in rows:
         if name == base[0]:
             continue
         aim = "-"
@@ -355,7 +371,7 @@ def test_hook_process_vs_bare_interpreter() -> None:
                 "1 event",
                 f"{m:.2f} / {p:.2f}",
                 f"{base[1]:.2f} / {base[2]:.2f} (python -I -c pass)",
-                f"{ratio:.2f}x",
+                f"{ratio:.2f}x (CPU time: {cratio:.2f}x)",
                 aim,
             )
         )
@@ -368,7 +384,7 @@ def test_hook_process_vs_bare_interpreter() -> None:
         f"(this repository's and the stdlib's), {hits} of {len(result['re_reads'])} rounds "
         "tripped the redaction prefilter (re imported)"
     )
-    ratio = {name: r for name, _, _, r in rows}
+    ratio = {name: r for name, _, _, r, _ in rows}
     failed = [
         f"{name}: {ratio[name]:.2f}x (aim {limit}x)"
         for name, limit in (
