@@ -316,6 +316,15 @@ def test_malformed_gives_none(raw: bytes) -> None:
     assert scan_fields(raw, NAMES) is None
 
 
+def test_nesting_deeper_than_any_event_is_left_to_the_parser() -> None:
+    """Each round of the grammar check takes one level off; past 64 levels the scanner
+    declines (json and orjson still parse it: the cold path decides), so a hostile
+    input cannot make it loop for long."""
+    for depth, want in ((60, ("X", "s")), (70, None), (5000, None)):
+        raw = b'{"session_id":"s","hook_event_name":"X","a":' + b"[" * depth + b"]" * depth + b"}"
+        assert scan_fields(raw, NAMES) == want, depth
+
+
 def test_the_field_helper() -> None:
     assert scan_field(b'{"tool_name": "Bash"}', "tool_name") == "Bash"
     assert scan_field(b'{"tool_name": "Bash"', "tool_name") is None

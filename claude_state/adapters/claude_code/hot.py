@@ -13,10 +13,11 @@ How an event is handled:
 * **Hot** (every tool event, notifications, ``SubagentStart``, any event without special
   handling): the top-level event name and session id are found by a byte scanner
   (:func:`scan_fields`: any JSON encoding, any key order, nested values before the keys,
-  escapes), the event is redacted if the literal prefilter finds a possible secret, and appended durably to ``sessions/<sid>.wal`` as the agent sent it. For
-  ``PreToolUse`` the paused-workflow gate ``sessions/<sid>.gate`` is checked (one failed
-  ``open`` when absent). Nothing is parsed and no plugin runs: plugins receive the event
-  later, in order, from the journal (``claude_state.plugins.dispatch``).
+  escapes), the event is redacted if the literal prefilter finds a possible secret, and
+  appended durably to ``sessions/<sid>.wal`` as the agent sent it. For ``PreToolUse``
+  the paused-workflow gate ``sessions/<sid>.gate`` is checked (one failed ``open`` when
+  absent). Nothing is parsed and no plugin runs: plugins receive the event later, in
+  order, from the journal (``claude_state.plugins.dispatch``).
 * **Cold** (``SessionStart``, ``UserPromptSubmit``, ``Stop``, ``SubagentStop``,
   ``PreCompact``, ``SessionEnd``), and any event the scanner is not certain about
   (not a JSON object, a duplicated key), events above the inline limit, and non-UTF-8
@@ -180,6 +181,8 @@ _TOKENIZE = bytes.maketrans(_STRUCTURAL, b" " * len(_STRUCTURAL))
 _TO_HASH = bytes.maketrans(_SCALAR_CHARS, b"#" * len(_SCALAR_CHARS))
 _LITERALS = frozenset((b"$", b"true", b"false", b"null"))
 _HEX = "0123456789abcdefABCDEF"
+#: nesting the scanner follows (events nest a few levels; orjson stops at 1024)
+_MAX_DEPTH = 64
 _RUNS = tuple((b",".join([c] * n), c) for c in (b"P", b"#") for n in (8, 2))
 _SHORT_ESCAPES = {
     0x22: '"',
@@ -286,7 +289,7 @@ def _valid_skeleton(skeleton: bytes) -> bool:
     s = s.replace(b"$:", b"K").replace(b"$", b"#")
     if s.find(b":") >= 0:
         return False  # a colon after anything but a string
-    while True:
+    for _ in range(_MAX_DEPTH):  # each round takes one level of nesting off
         t = s.replace(b"K#", b"P")
         for run, one in _RUNS:  # long lists first: eight items a pass, then two
             while t.find(run) >= 0:
@@ -295,6 +298,7 @@ def _valid_skeleton(skeleton: bytes) -> bool:
         if t == s:
             return s == b"#"
         s = t
+    return False  # nested deeper than any hook event: the cold path's parser decides
 
 
 def scan_fields(raw: bytes, names: tuple[str, ...]) -> tuple[str | None, ...] | None:
