@@ -21,9 +21,8 @@ How an event is handled:
 * **Cold** (``SessionStart``, ``UserPromptSubmit``, ``Stop``, ``SubagentStop``,
   ``PreCompact``, ``SessionEnd``), and any event the scanner is not certain about
   (not a JSON object, a duplicated key), events above the inline limit, and non-UTF-8
-  input: handed to
-  :mod:`claude_state.adapters.claude_code.events`, which parses JSON, feeds plugins and
-  writes the agent's context.
+  input: handed to :mod:`claude_state.adapters.claude_code.events`, which parses JSON,
+  feeds plugins and writes the agent's context.
 
 Whatever fails is logged to ``<state>/logs/hook.log`` and the process exits 0: the
 agent must never fail because of its state recorder (``CLAUDE_STATE_STRICT=1`` makes
