@@ -14,6 +14,7 @@ seen importing ``argparse``, and the table is checked against the modules themse
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -82,7 +83,7 @@ def _run(argv: list[str], tmp: Path, data: bytes = b"") -> tuple[int, list[str],
     )
     err = r.stderr.decode()
     head, _, tail = err.rpartition("\n@@")
-    rc, new = eval(tail)  # our own repr of (int, list[str])
+    rc, new = ast.literal_eval(tail)
     return rc, new, r.stdout.decode(), head
 
 
