@@ -282,6 +282,10 @@ def test_the_older_hand_shaped_fixtures() -> None:
         (b'{"session_id":7,"hook_event_name":["PreToolUse"]}', (None, None)),
         # an escaped backslash before the closing quote
         (b'{"session_id":"a\\\\","hook_event_name":"X"}', ("X", "a\\")),
+        # an escaped key among few, long strings (each short string is looked at)...
+        (b'{"pad":"' + b"x\\n" * 3000 + b'","sess\\u0069on_id":"s"}', (None, "s")),
+        # ...and among many short ones (one search of the input first)
+        (b'{"a":[' + b'"x",' * 3000 + b'"y"],"sess\\u0069on_id":"s"}', (None, "s")),
     ],
 )
 def test_shapes(raw: bytes, want: tuple[str | None, ...]) -> None:
