@@ -1,18 +1,27 @@
 """Hook process wall time against a bare interpreter start, measured in the same loop.
 
-    python benchmarks/bench_hook.py [--runs 40] [--sessions 1000]
+    python benchmarks/bench_hook.py [--runs 45] [--sessions 1000]
 
-1. ``PreToolUse`` and ``PostToolUse`` through the real hook command (``python -I -c
-   "from claude_state.adapters.claude_code.hot import main; main()"``), interleaved with
-   ``python -I -c pass`` of the same interpreter in one loop, so machine noise hits all
-   three alike. Reports median, p90 and the ratio of medians (aim: within 1.5x).
-   The same three are also run with ``-S`` and an explicit ``sys.path``: that removes
-   ``site``'s ``.pth`` processing, which in a development (editable) install costs ~25 ms
-   and imports ``re`` before any of our code runs; it approximates a wheel install.
+1. Tool events through a **regular install** (a copy of the package with compiled
+   bytecode in a fresh venv and pip's ``claude-state`` console script: what ``pip
+   install claude-state`` gives; ``tests/installs.py``), fed the real client's payloads
+   (``tests/fixtures/claude-code-2.1.332/session.jsonl``, its ``PreToolUse`` and
+   ``PostToolUse`` lines in turn) and ``PostToolUse`` Read outputs of ordinary source
+   files (this repository's modules and stdlib modules, one file per round, in the real
+   Read response's shape). Each runs two ways:
+
+   * the command ``install`` writes (``hook_command``), through ``sh -c`` as Claude Code
+     runs it: aim within 1.5x of ``python -I -c pass``;
+   * ``claude-state hook`` (the console script current pip writes), through ``sh -c``:
+     aim within 2x. Older pips' wrapper imports ``re`` first: reported for PreToolUse.
+
+   All of it interleaved in one loop with ``python -I -c pass`` (run directly, and
+   through ``sh -c`` for reference), so machine noise hits every series alike. Reports
+   median, p90 and the ratio of medians.
 2. ``SessionStart`` with 1,000 sessions on disk (ended, live and crashed leases), the
    crash scan included.
 
-Not collected by pytest (``testpaths = ["tests"]``).
+Not collected by plain pytest (``testpaths = ["tests"]``); ``pytest benchmarks`` runs it.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -30,9 +40,36 @@ from pathlib import Path
 from typing import Any
 
 REPO = str(Path(__file__).resolve().parents[1])
-SITE = sysconfig.get_paths()["purelib"]
+sys.path.insert(0, os.path.join(REPO, "tests"))
+
+from installs import regular_install  # noqa: E402
+
 HOT = "from claude_state.adapters.claude_code.hot import main; main()"
 SID = "7f3c2a10-5b8e-4c1d-9a6f-2e4b8d0c1f35"
+REAL = Path(REPO) / "tests" / "fixtures" / "claude-code-2.1.332" / "session.jsonl"
+#: stdlib modules shown as Read output next to this repository's own (a fixed list)
+STDLIB = (
+    "textwrap.py",
+    "bisect.py",
+    "heapq.py",
+    "fractions.py",
+    "calendar.py",
+    "difflib.py",
+    "shlex.py",
+    "string.py",
+    "colorsys.py",
+    "fnmatch.py",
+    "queue.py",
+    "statistics.py",
+    "dataclasses.py",
+    "enum.py",
+    "functools.py",
+    "csv.py",
+    "contextlib.py",
+    "abc.py",
+    "json/decoder.py",
+    "argparse.py",
+)
 
 
 def _event(name: str, sid: str = SID, **fields: object) -> bytes:
@@ -53,49 +90,89 @@ def _stats(xs: list[float]) -> tuple[float, float]:
 
 
 def _time(cmd: list[str], data: bytes, env: dict[str, str]) -> float:
+    return _time_cpu(cmd, data, env)[0]
+
+
+def _time_cpu(cmd: list[str], data: bytes, env: dict[str, str]) -> tuple[float, float]:
+    """Wall time of a process, and the CPU time (user + system) it and its children
+    used: the CPU time is less moved by other work on a shared machine."""
+    import resource
+
+    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     r = subprocess.run(cmd, input=data, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     elapsed = time.perf_counter() - t
-    if r.returncode != 0:
-        raise SystemExit(f"{cmd} failed: {r.stderr.decode()}")
-    return elapsed
+    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if r.returncode != 0 or r.stderr:
+        raise SystemExit(f"{cmd} failed ({r.returncode}): {r.stderr.decode()}")
+    return elapsed, c1.ru_utime - c0.ru_utime + c1.ru_stime - c0.ru_stime
 
 
-def regular_install(dest: str) -> str:
-    """A venv whose site-packages holds a plain copy of claude_state with compiled
-    bytecode, like ``pip install claude-state`` gives (no editable finder, whose import
-    hooks cost ~25 ms per interpreter start). Dependencies come from this environment
-    through a path-only ``.pth`` (no code runs for it). Returns its python."""
-    import compileall
-    import shutil
-    import venv
+def real_tool_events() -> list[bytes]:
+    """The real session's PreToolUse and PostToolUse inputs, byte for byte."""
+    return [
+        line + b"\n"
+        for line in REAL.read_bytes().splitlines()
+        if json.loads(line)["hook_event_name"] in ("PreToolUse", "PostToolUse")
+    ]
 
-    venv.EnvBuilder(with_pip=False, symlinks=True).create(dest)
-    py = os.path.join(dest, "bin", "python")
-    site = subprocess.run(
-        [py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    shutil.copytree(
-        os.path.join(REPO, "claude_state"),
-        os.path.join(site, "claude_state"),
-        ignore=shutil.ignore_patterns("__pycache__"),
+
+def read_files() -> list[str]:
+    """Ordinary source files: every second module of this repository over 1 KB, and
+    :data:`STDLIB`; interleaved, in a fixed order."""
+    ours = sorted(
+        str(p) for p in Path(REPO, "claude_state").rglob("*.py") if p.stat().st_size > 1024
     )
-    compileall.compile_dir(os.path.join(site, "claude_state"), quiet=1)
-    with open(os.path.join(site, "deps.pth"), "w") as f:
-        f.write(SITE + "\n")
-    return py
+    std = sysconfig.get_paths()["stdlib"]
+    theirs = [os.path.join(std, name) for name in STDLIB]
+    ours = ours[::2]
+    out: list[str] = []
+    for i in range(max(len(ours), len(theirs))):
+        out += ours[i : i + 1] + theirs[i : i + 1]
+    return out
 
 
-def bench_tool_calls(runs: int) -> dict[str, dict[str, list[float]]]:
-    """Interleaved wall times of PreToolUse/PostToolUse hook processes and of a bare
-    ``python -I -c pass`` of the same interpreter, for the dev and a regular install."""
-    import compileall
+def read_output(path: str) -> bytes:
+    """A ``PostToolUse`` Read of *path*, shaped as the real session's Read response and
+    encoded as Claude Code encodes (compact, UTF-8 unescaped)."""
+    line = next(
+        ln
+        for ln in REAL.read_bytes().splitlines()
+        if b'"hook_event_name":"PostToolUse"' in ln and b'"tool_name":"Read"' in ln
+    )
+    doc = json.loads(line)
+    text = Path(path).read_text("utf-8")
+    n = text.count("\n") + 1
+    doc["tool_input"] = {"file_path": path}
+    doc["tool_response"] = {
+        "type": "text",
+        "file": {"filePath": path, "content": text, "numLines": n, "startLine": 1, "totalLines": n},
+    }
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+
+
+#: the series of one round, in the order they run
+SERIES = (
+    "python -I -c pass",
+    "sh -c 'python -I -c pass'",
+    "installed command: PreToolUse",
+    "installed command: PostToolUse",
+    "installed command: Read output",
+    "claude-state hook: PreToolUse",
+    "claude-state hook: PostToolUse",
+    "claude-state hook: Read output",
+    "claude-state hook, pip 23 wrapper (imports re): PreToolUse",
+)
+
+
+def bench_tool_calls(runs: int) -> dict[str, Any]:
+    """Interleaved wall times of hook processes (regular install) and of a bare
+    ``python -I -c pass`` of the same interpreter; one round per run."""
+    from claude_state.adapters.claude_code.install import hook_command
+    from claude_state.plugins.redaction_literals import may_contain_secret
 
     tmp = tempfile.mkdtemp(prefix="bench-hook-")
-    compileall.compile_dir(os.path.join(REPO, "claude_state"), quiet=1)
+    py = regular_install(os.path.join(tmp, "venv"))
     env = {
         "PATH": os.environ.get("PATH", ""),
         "CLAUDE_STATE_DIR": tmp + "/state",
@@ -103,45 +180,85 @@ def bench_tool_calls(runs: int) -> dict[str, dict[str, list[float]]]:
     }
     if os.environ.get("CLAUDE_STATE_FSYNC") == "0":  # CPU cost only (unsafe; for analysis)
         env["CLAUDE_STATE_FSYNC"] = "0"
-    pre = _event(
-        "PreToolUse",
-        tool_name="Bash",
-        tool_use_id="toolu_1",
-        tool_input={"command": "pytest -q tests/test_payments.py", "timeout": 120000},
-    )
-    post = _event(
-        "PostToolUse",
-        tool_name="Bash",
-        tool_use_id="toolu_1",
-        tool_input={"command": "pytest -q tests/test_payments.py"},
-        tool_response={"stdout": "....F.\n1 failed, 5 passed in 0.41s\n", "stderr": ""},
-        duration_ms=1840,
-    )
-    out: dict[str, dict[str, list[float]]] = {}
-    for label, py in (
-        ("regular install", regular_install(os.path.join(tmp, "venv"))),
-        ("dev (editable) install", sys.executable),
-    ):
-        bare, hook = [py, "-I", "-c", "pass"], [py, "-I", "-c", HOT]
-        res: dict[str, list[float]] = {"python -I -c pass": [], "PreToolUse": [], "PostToolUse": []}
-        for _ in range(3):  # warm-up
-            _time(bare, b"", env), _time(hook, pre, env), _time(hook, post, env)
-        for _ in range(runs):
-            res["python -I -c pass"].append(_time(bare, b"", env))
-            res["PreToolUse"].append(_time(hook, pre, env))
-            res["PostToolUse"].append(_time(hook, post, env))
-        out[label] = res
-    return out
+    installed = hook_command(py)
+    script = shlex.quote(os.path.join(os.path.dirname(py), "claude-state")) + " hook"
+    old_script = shlex.quote(os.path.join(os.path.dirname(py), "claude-state-pip23")) + " hook"
+    bare = [py, "-I", "-c", "pass"]
+    events = real_tool_events()
+    pre = [e for e in events if b'"hook_event_name":"PreToolUse"' in e]
+    post = [e for e in events if b'"hook_event_name":"PostToolUse"' in e]
+    files = read_files()
+    reads = [read_output(f) for f in files]
+    res: dict[str, list[float]] = {k: [] for k in SERIES}
+    cpu: dict[str, list[float]] = {k: [] for k in SERIES}
+    re_reads: list[bool] = []  # per round: did the Read output trip the redaction prefilter
+
+    def round_(i: int, keep: bool) -> None:
+        p, q, r = pre[i % len(pre)], post[i % len(post)], reads[i % len(reads)]
+        times = (
+            _time_cpu(bare, b"", env),
+            _time_cpu(["sh", "-c", shlex.join(bare)], b"", env),
+            _time_cpu(["sh", "-c", installed], p, env),
+            _time_cpu(["sh", "-c", installed], q, env),
+            _time_cpu(["sh", "-c", installed], r, env),
+            _time_cpu(["sh", "-c", script], p, env),
+            _time_cpu(["sh", "-c", script], q, env),
+            _time_cpu(["sh", "-c", script], r, env),
+            _time_cpu(["sh", "-c", old_script], p, env),
+        )
+        if keep:
+            for name, (t, c) in zip(SERIES, times, strict=True):
+                res[name].append(t)
+                cpu[name].append(c)
+            re_reads.append(may_contain_secret(r.strip()))
+
+    for i in range(3):  # warm-up
+        round_(i, keep=False)
+    for i in range(runs):
+        round_(i, keep=True)
+    return {
+        "times": res,
+        "cpu": cpu,
+        "command": installed,
+        "files": [files[i % len(files)] for i in range(runs)],
+        "read_sizes": [len(reads[i % len(reads)]) for i in range(runs)],
+        "re_reads": re_reads,
+    }
 
 
-def print_tool_calls(results: dict[str, dict[str, list[float]]]) -> None:
-    for label, res in results.items():
-        base = _stats(res["python -I -c pass"])[0]
-        print(f"\n{label}: {len(res['PreToolUse'])} runs each, interleaved")
-        print(f"  {'what':<18} {'median ms':>10} {'p90 ms':>8} {'ratio':>6}")
-        for name, xs in res.items():
-            med, p90 = _stats(xs)
-            print(f"  {name:<18} {med:>10.1f} {p90:>8.1f} {med / base:>6.2f}")
+def summarize(result: dict[str, Any]) -> list[tuple[str, float, float, float, float]]:
+    """``(series, median ms, p90 ms, ratio of medians to python -I -c pass, the same
+    ratio of CPU times)``; the Read series also split by whether the redaction
+    prefilter sent the output through ``re``."""
+    times, cpu = result["times"], result["cpu"]
+    base = _stats(times["python -I -c pass"])[0]
+    cbase = _stats(cpu["python -I -c pass"])[0]
+    rows = []
+    for name in SERIES:
+        m, p = _stats(times[name])
+        rows.append((name, m, p, m / base, _stats(cpu[name])[0] / cbase))
+    for name in ("installed command: Read output", "claude-state hook: Read output"):
+        for hit, label in ((False, "no prefilter hit"), (True, "prefilter hit: re")):
+            pick = [i for i, h in enumerate(result["re_reads"]) if h == hit]
+            if pick:
+                m, p = _stats([times[name][i] for i in pick])
+                c = _stats([cpu[name][i] for i in pick])[0]
+                rows.append((f"{name}, {label} ({len(pick)})", m, p, m / base, c / cbase))
+    return rows
+
+
+def print_tool_calls(result: dict[str, Any]) -> None:
+    n = len(result["times"]["python -I -c pass"])
+    hits = sum(result["re_reads"])
+    print(f"\nregular install: {n} rounds, interleaved; command: {result['command']}")
+    print(
+        f"Read outputs: {len(set(result['files']))} files, "
+        f"{min(result['read_sizes'])}-{max(result['read_sizes'])} bytes; "
+        f"{hits} of {n} rounds tripped the redaction prefilter"
+    )
+    print(f"  {'what':<62} {'median ms':>10} {'p90 ms':>8} {'ratio':>6} {'cpu ratio':>9}")
+    for name, m, p, ratio, cratio in summarize(result):
+        print(f"  {name:<62} {m:>10.1f} {p:>8.1f} {ratio:>6.2f} {cratio:>9.2f}")
 
 
 def bench_session_start(n: int, runs: int) -> dict[str, Any]:
@@ -214,7 +331,7 @@ def bench_session_start(n: int, runs: int) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=40)
+    ap.add_argument("--runs", type=int, default=45)
     ap.add_argument("--sessions", type=int, default=1000)
     ap.add_argument("--only-tools", action="store_true", help="skip the SessionStart benchmark")
     args = ap.parse_args()
@@ -232,32 +349,55 @@ if __name__ == "__main__":
 
 
 def test_hook_process_vs_bare_interpreter() -> None:
-    """Reported, not asserted: the 1.5x aim is a ratio, not a design budget."""
+    """The issue's aims, asserted as ratios of medians measured in the same loop: the
+    installed command within 1.5x of ``python -I -c pass``, ``claude-state hook``
+    within 2x, for the real client's tool events and for Read outputs of source files."""
     from conftest import NOTES, ROWS
 
-    results = bench_tool_calls(int(os.environ.get("BENCH_HOOK_RUNS", "25")))
-    for label, res in results.items():
-        base = res["python -I -c pass"]
-        bm, bp = _stats(base)
-        for event in ("PreToolUse", "PostToolUse"):
-            m, p = _stats(res[event])
-            ROWS.append(
-                (
-                    f"hook process, {event} ({label})",
-                    "1 event",
-                    f"{m:.2f} / {p:.2f}",
-                    f"{bm:.2f} / {bp:.2f} (python -I -c pass)",
-                    f"{m / bm:.2f}x",
-                    "aim: within 1.5x",
-                )
+    result = bench_tool_calls(int(os.environ.get("BENCH_HOOK_RUNS", "45")))
+    rows = summarize(result)
+    base = next(r for r in rows if r[0] == "python -I -c pass")
+    for name, m, p, ratio, cratio in rows:
+        if name == base[0]:
+            continue
+        aim = "-"
+        if name in SERIES:
+            aim = "aim: within 1.5x" if name.startswith("installed") else "aim: within 2x"
+            if name.startswith("sh -c") or "pip 23" in name:
+                aim = "-"
+        ROWS.append(
+            (
+                f"hook process (regular install), {name}",
+                "1 event",
+                f"{m:.2f} / {p:.2f}",
+                f"{base[1]:.2f} / {base[2]:.2f} (python -I -c pass)",
+                f"{ratio:.2f}x (CPU time: {cratio:.2f}x)",
+                aim,
             )
+        )
+    hits = sum(result["re_reads"])
     NOTES.append(
-        "hook processes: interleaved with a bare interpreter start of the same "
-        "python in one loop; 'regular install' is a copy of the package with "
-        "compiled bytecode in a fresh venv (what pip install gives); the editable "
-        "dev install's import finder costs ~25 ms on every start, ours and the "
-        "baseline's alike"
+        "hook processes: a regular install (package copy with bytecode, pip's console "
+        "script) in a fresh venv, every series interleaved in one loop with a bare "
+        "`python -I -c pass`; tool events are the real 2.1.332 session's PreToolUse and "
+        f"PostToolUse inputs; Read outputs are {len(set(result['files']))} source files "
+        f"(this repository's and the stdlib's), {hits} of {len(result['re_reads'])} rounds "
+        "tripped the redaction prefilter (re imported)"
     )
+    ratio = {name: r for name, _, _, r, _ in rows}
+    failed = [
+        f"{name}: {ratio[name]:.2f}x (aim {limit}x)"
+        for name, limit in (
+            ("installed command: PreToolUse", 1.5),
+            ("installed command: PostToolUse", 1.5),
+            ("installed command: Read output", 1.5),
+            ("claude-state hook: PreToolUse", 2.0),
+            ("claude-state hook: PostToolUse", 2.0),
+            ("claude-state hook: Read output", 2.0),
+        )
+        if ratio[name] > limit
+    ]
+    assert failed == [], failed
 
 
 def test_session_start_with_1000_sessions() -> None:

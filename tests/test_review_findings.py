@@ -49,16 +49,16 @@ def test_scanner_ignores_nested_event_name(tmp_path: Path) -> None:
         hot.scan_field(
             b'{"session_id":"s","payload":{"hook_event_name":"PostToolUse"},'
             b'"hook_event_name": "SessionStart"}',
-            b'"hook_event_name":"',
+            "hook_event_name",
         )
-        is None
+        == "SessionStart"
     )
-    assert hot.scan_field(b'{"a":[{"session_id":"x"}]}', b'"session_id":"') is None
+    assert hot.scan_field(b'{"a":[{"session_id":"x"}]}', "session_id") is None
     # The compact, Claude-Code-ordered input is still answered without a parser.
     assert (
         hot.scan_field(
             b'{"session_id":"s1","hook_event_name":"PreToolUse","tool_input":{"x":1}}',
-            b'"session_id":"',
+            "session_id",
         )
         == "s1"
     )

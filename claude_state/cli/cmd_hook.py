@@ -1,9 +1,11 @@
 """``claude-state hook [EVENT]``: the Claude Code hook, run through the CLI.
 
 The same handler as the hot entry point that ``install`` writes into the settings
-(``python -I -c "from claude_state.adapters.claude_code.hot import main; main()"``),
-which skips the CLI's argument parsing and command imports; this command exists for
-the contract (``docs/cli-contract``) and for running a hook input by hand.
+(``python -I -c "from claude_state.adapters.claude_code.hot import main; main()"``).
+A plain ``claude-state hook`` call is answered by :func:`run_hook` before any argument
+parser is built or other command module imported (``claude_state.cli.main``), so this
+module imports nothing at run time beyond ``os`` and ``sys``; :func:`register` and
+:func:`run` are the parser's way to the same function (``--help``, unusual spellings).
 
 Global ``--state-dir``/``--project`` are honoured by passing them to the handler as
 ``CLAUDE_STATE_DIR``/``CLAUDE_PROJECT_DIR``. ``--json`` changes nothing: the output is
@@ -12,12 +14,15 @@ already the one JSON answer Claude Code reads (or nothing).
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from typing import Any
 
-from claude_state.cli.common import Context
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: the hook call must not import these
+    import argparse
+    from typing import Any
+
+    from claude_state.cli.common import Context
 
 
 def register(sub: Any) -> None:
@@ -37,20 +42,28 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    return run_hook(args.state_dir, args.project, args.event)
+
+
+def run_hook(state_dir: str | None, project: str | None, event: str | None) -> int:
+    """Handle one hook input from stdin; the exit code (see :func:`hot.handle`)."""
     from claude_state.adapters.claude_code.hot import handle
 
     env = dict(os.environ)
-    if args.state_dir:
-        env["CLAUDE_STATE_DIR"] = os.path.abspath(args.state_dir)
-    elif args.project:
+    if state_dir:
+        env["CLAUDE_STATE_DIR"] = os.path.abspath(state_dir)
+    elif project:
         env.pop("CLAUDE_STATE_DIR", None)
-        env["CLAUDE_PROJECT_DIR"] = os.path.abspath(args.project)
+        env["CLAUDE_PROJECT_DIR"] = os.path.abspath(project)
     try:
         raw = sys.stdin.buffer.read()
     except (OSError, ValueError, AttributeError):
         raw = b""
-    code, out = handle(raw, args.event or None, env)
+    code, out = handle(raw, event or None, env)
     if out:
-        sys.stdout.buffer.write(out)
-        sys.stdout.buffer.flush()
+        try:
+            sys.stdout.buffer.write(out)
+            sys.stdout.buffer.flush()
+        except (OSError, ValueError):
+            pass  # the agent stopped listening; the event is recorded already
     return code

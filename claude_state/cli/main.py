@@ -1,20 +1,27 @@
 """The ``claude-state`` command line: global options, dispatch, error-to-exit-code mapping.
 
 Each command lives in its own module ``claude_state.cli.cmd_<name>`` exposing
-``register(subparsers)``; command modules import their heavy dependencies inside their
-``run`` functions so ``--help`` and the hook stay cheap. The library raises typed errors
-(:mod:`claude_state.errors`); only this module turns them into messages and exit codes.
+``register(subparsers)`` and the functions it runs. A command module is imported only
+when its command runs (or is named on the command line): ``--help`` lists every command
+from :data:`LISTING`, a static table, and ``claude-state status`` imports the status
+module and no other. ``claude-state hook`` is answered before any parser is built
+(:func:`_hook_call`): it is the Claude Code hook, run on every tool call. The library
+raises typed errors (:mod:`claude_state.errors`); only this module turns them into
+messages and exit codes.
+
+To add a command: write ``cmd_<name>.py`` (``register`` and ``run``), add its module name
+to :data:`COMMANDS` and its help line to :data:`LISTING` (``tests/test_cli_lazy.py``
+checks that the table and the modules agree).
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import os
 import sys
-from collections.abc import Sequence
 
-from claude_state.errors import ClaudeStateError, exit_code_for
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: the hook call must not pay for these imports
+    import argparse
+    from collections.abc import Sequence
 
 #: Command modules, in the order ``--help`` lists them.
 COMMANDS = (
@@ -31,6 +38,26 @@ COMMANDS = (
     "demo",
 )
 
+#: Every command ``--help`` lists: name -> (its module, the help line its module
+#: registers). Lets ``--help`` list all commands without importing their modules.
+LISTING: dict[str, tuple[str, str]] = {
+    "init": ("init", "create the state directory layout (idempotent)"),
+    "status": ("status", "overview: sessions by status, workflows, crashed sessions"),
+    "hook": ("hook", "handle one Claude Code hook event from stdin (always exits 0)"),
+    "install": ("install", "merge claude-state's hook entries into Claude Code settings"),
+    "uninstall": (
+        "install",
+        "remove claude-state's hook entries (and only those) from settings",
+    ),
+    "workflow": ("workflow", "create, inspect and drive durable workflows"),
+    "checkpoint": ("checkpoint", "create, list, show, restore and verify checkpoints"),
+    "sessions": ("sessions", "list, show, export and import recorded agent sessions"),
+    "recover": ("recover", "recover crashed sessions (all, or the ones named)"),
+    "verify": ("verify", "check every state file for damage (exit 1 if any)"),
+    "gc": ("gc", "remove old checkpoints, ended sessions and unreferenced blobs"),
+    "demo": ("demo", "run the crash-and-recover demonstration in a temporary project"),
+}
+
 
 #: Arguments that hold ids, by argparse dest, and what they name. They are validated
 #: here, before any command runs, so no command can touch the disk with a bad id.
@@ -43,13 +70,58 @@ ID_ARGS = {
     "sids": "session id",
 }
 
+_GLOBAL_VALUES = ("--state-dir", "--project")
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors in the contract's format: one line, exit 2."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"claude-state: error: {message} (see: {self.prog} --help)\n")
-        raise SystemExit(2)
+def _hook_call(argv: Sequence[str]) -> tuple[str | None, str | None, str | None] | None:
+    """``(state_dir, project, event)`` when *argv* is a plain ``hook`` call, else None.
+
+    Accepted: the global ``--state-dir DIR``/``--project DIR`` (or ``=DIR``), ``--json``
+    and ``--debug`` before ``hook``, an optional ``EVENT`` and ``--json`` after it: the
+    forms argparse would parse to the same call. Anything else (``--help``, an unknown
+    option, an abbreviation) goes through the parser, which handles it as before.
+    """
+    state_dir = project = None
+    i, n = 0, len(argv)
+    while i < n:
+        a = argv[i]
+        if a in ("--json", "--debug"):
+            i += 1
+            continue
+        name, eq, value = a.partition("=")
+        if name not in _GLOBAL_VALUES:
+            break
+        if not eq:
+            if i + 1 >= n:
+                return None
+            value = argv[i + 1]
+            i += 1
+        if value.startswith("-"):
+            return None  # argparse would refuse it: let it say so
+        if name == "--state-dir":
+            state_dir = value
+        else:
+            project = value
+        i += 1
+    if i >= n or argv[i] != "hook":
+        return None
+    rest = [a for a in argv[i + 1 :] if a != "--json"]
+    if len(rest) > 1 or (rest and rest[0].startswith("-")):
+        return None
+    return state_dir, project, (rest[0] if rest else None)
+
+
+def _parser_class() -> type[argparse.ArgumentParser]:
+    import argparse
+
+    class _Parser(argparse.ArgumentParser):
+        """argparse that reports usage errors in the contract's format: one line, exit 2."""
+
+        def error(self, message: str) -> None:  # type: ignore[override]
+            sys.stderr.write(f"claude-state: error: {message} (see: {self.prog} --help)\n")
+            raise SystemExit(2)
+
+    return _Parser
 
 
 def _version() -> str:
@@ -58,8 +130,14 @@ def _version() -> str:
     return str(claude_state.__version__)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+def build_parser(needed: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser. Every command module in :data:`COMMANDS` registers its
+    commands; with *needed* (command names), only the modules of those do, and the
+    others' commands are listed from :data:`LISTING` without importing them."""
+    import importlib
+
+    parser_class = _parser_class()
+    parser = parser_class(
         prog="claude-state",
         description=(
             "Crash-proof state for long AI-agent work: records Claude Code sessions through "
@@ -73,10 +151,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print exactly one JSON document")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in COMMANDS:
-        module = importlib.import_module(f"claude_state.cli.cmd_{name}")
-        module.register(sub)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=parser_class)
+    load = None if needed is None else {LISTING[c][0] for c in needed if c in LISTING}
+    for module in COMMANDS:
+        listed = [(name, text) for name, (mod, text) in LISTING.items() if mod == module]
+        if load is None or module in load or not listed:
+            importlib.import_module(f"claude_state.cli.cmd_{module}").register(sub)
+        else:
+            for name, text in listed:
+                sub.add_parser(name, help=text)  # listed only: this call does not run it
     _accept_json_anywhere(parser)
     return parser
 
@@ -97,6 +180,8 @@ def _accept_json_anywhere(parser: argparse.ArgumentParser) -> None:
     The contract puts global options before the command; people also type them after
     it. SUPPRESS keeps a subcommand's absent flag from overriding the global one.
     """
+    import argparse
+
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             helps = {a.dest: a.help for a in action._choices_actions}
@@ -116,8 +201,16 @@ def _accept_json_anywhere(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args_list = sys.argv[1:] if argv is None else list(argv)
+    hook = _hook_call(args_list) if "hook" in COMMANDS else None
+    if hook is not None:
+        from claude_state.cli.cmd_hook import run_hook
+
+        return run_hook(*hook)
+    import os
+
+    parser = build_parser(needed=[a for a in args_list if a in LISTING])
+    args = parser.parse_args(args_list)
     debug = args.debug or os.environ.get("CLAUDE_STATE_DEBUG") == "1"
     if not getattr(args, "func", None) and not args.version:
         if args.json or argv is not None and len(argv) > 0:
@@ -128,6 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
         return 2
     from claude_state.cli.common import Context
+    from claude_state.errors import ClaudeStateError, exit_code_for
 
     try:
         if args.version:
