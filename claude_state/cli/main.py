@@ -51,7 +51,10 @@ LISTING: dict[str, tuple[str, str]] = {
     ),
     "workflow": ("workflow", "create, inspect and drive durable workflows"),
     "checkpoint": ("checkpoint", "create, list, show, restore and verify checkpoints"),
-    "sessions": ("sessions", "list, show, export and import recorded agent sessions"),
+    "sessions": (
+        "sessions",
+        "list and show recorded agent sessions and their events; export and import them",
+    ),
     "recover": ("recover", "recover crashed sessions (all, or the ones named)"),
     "verify": ("verify", "check every state file for damage (exit 1 if any)"),
     "gc": ("gc", "remove old checkpoints, ended sessions and unreferenced blobs"),
