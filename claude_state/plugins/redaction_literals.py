@@ -295,24 +295,28 @@ def secret_value(
     """
     if _is_placeholder(value):
         return False
+    if quoted and value.lower() == key.lower().rsplit(b".", 1)[-1].strip(b"-"):
+        return False  # ``{"pass": "pass"}``: a name, not a password
     if quoted or flag or op == b" ":
         return True
     c = value[0]
     if c in _DIGIT or (c == 0x2D and value[1:2].isdigit()):
         digits = value.lstrip(b"-")
         return not (digits.isdigit() and len(digits) < 4)
+    has_digit = any(ch in _DIGIT for ch in value)
     if not _is_identifier(value):
-        # a dotted chain or a call is code; anything else with symbols is a secret
-        parts = value.split(b".")
-        return not all(_is_identifier(p) for p in parts)
+        # a dotted chain (``args.password``) is code, unless digits in an env or
+        # query shape make it a password (``PGPASSWORD=Ai6.r7tx``); other symbols: secret
+        if not all(_is_identifier(p) for p in value.split(b".")):
+            return True
+        return has_digit and not spaced and before not in (0x28, 0x2C) and after != 0x28
     if after in (0x28, 0x5B, 0x2E):  # ( [ .: a call, subscript or attribute
         return False
     low = value.lower()
     if low == key.lower() or low in _TYPE_NAMES or low == key.lower().rsplit(b".", 1)[-1]:
         return False
-    has_digit = any(ch in _DIGIT for ch in value)
-    if key_quoted and not has_digit:
-        return False  # {"password": password}
+    if key_quoted:
+        return False  # ``{"password": password}``: JSON quotes its strings, code does not
     if op == b":":
         if spaced:  # YAML ``password: hunter``; an annotation ``token: Token`` is kept
             if after == 0x20 and not has_digit:
@@ -497,6 +501,8 @@ def _private_keys(s: bytes, low: bytes, out: list[Span], public: list[tuple[int,
     i = low.find(b"-----begin ")
     while i >= 0:
         h = low.find(b"-----", i + 11, i + 120)
+        if h >= 0 and (s.find(b'"', i, h) >= 0 or s.find(b"\n", i, h) >= 0):
+            h = -1  # the header line ends first: not an armor header
         if h < 0:
             i = low.find(b"-----begin ", i + 11)
             continue
@@ -547,22 +553,23 @@ def _urls(s: bytes, out: list[Span]) -> None:
             out.append((colon + 1, at, "url_password"))
 
 
-#: (tool, flag, how the value is read): ``attached`` also accepts ``-pVALUE``
-_TOOL_FLAGS: tuple[tuple[bytes, bytes, bool], ...] = (
-    (b"mysql", b" -p", True),
-    (b"mariadb", b" -p", True),
-    (b"sshpass", b" -p", True),
-    (b"login", b" -p", False),
-    (b"redis-cli", b" -a", False),
-    (b"ldap", b" -w", False),
-    (b"sqlcmd", b" -P", False),
-    (b"cqlsh", b" -p", False),
+#: (tool, flag, how the value follows): ``1`` attached only (``mysql -pPW``: ``-p PW``
+#: prompts), ``2`` attached or as the next argument, ``3`` the next argument
+_TOOL_FLAGS: tuple[tuple[bytes, bytes, int], ...] = (
+    (b"mysql", b" -p", 1),
+    (b"mariadb", b" -p", 1),
+    (b"sshpass", b" -p", 2),
+    (b"login", b" -p", 3),
+    (b"redis-cli", b" -a", 3),
+    (b"ldap", b" -w", 3),
+    (b"sqlcmd", b" -P", 3),
+    (b"cqlsh", b" -p", 3),
 )
 
 
 def _tools(s: bytes, low: bytes, out: list[Span]) -> None:
     n = len(s)
-    for tool, flag, attached in _TOOL_FLAGS:
+    for tool, flag, mode in _TOOL_FLAGS:
         t = low.find(tool)
         while t >= 0:
             nl = s.find(b"\n", t)
@@ -571,15 +578,17 @@ def _tools(s: bytes, low: bytes, out: list[Span]) -> None:
             while f >= 0:
                 p = f + len(flag)
                 nxt = s[p] if p < n else 0
-                if nxt in _SPACE:
+                if nxt in _SPACE and mode > 1:
                     while p < eol and s[p] in _SPACE:
                         p += 1
-                elif not attached or nxt in _VALUE_END or nxt == 0x2D:
+                elif mode == 3 or nxt in _SPACE or (nxt in _VALUE_END and nxt not in b"\"'`"):
                     f = s.find(flag, p, eol)
                     continue
                 vs, ve, quoted = _value_at(s, p)
                 v = s[vs:ve]
-                if v and v[0] != 0x2D and not _is_placeholder(v):
+                if quoted and (ve >= n or s[ve] != s[vs - 1]):
+                    v = b""  # an unclosed quote closes something else (``"-p " + pw``)
+                if v.strip(b" ,;+") and not _is_placeholder(v):
                     out.append((vs, ve, "cli_password"))
                 f = s.find(flag, max(ve, p), eol)
             t = low.find(tool, t + len(tool))
