@@ -74,6 +74,8 @@ _RUN_CHARS = _ALNUM | frozenset(b"+/_.-")
 _RUN_TABLE = bytes(0x61 if c in _RUN_CHARS else 0x20 for c in range(256))
 _MIN_TOKEN = 20
 _RUN_PROBE = b"a" * _MIN_TOKEN
+#: the same without ``.``: the prefilter's probe
+_PROBE_TABLE = bytes(0x61 if c in _RUN_CHARS and c != 0x2E else 0x20 for c in range(256))
 
 # -- key names ------------------------------------------------------------------------
 
@@ -593,7 +595,7 @@ def _tools(s: bytes, low: bytes, out: list[Span]) -> None:
                 f = s.find(flag, max(ve, p), eol)
             t = low.find(tool, t + len(tool))
     # curl/wget/httpie ``-u user:pw`` / ``--user user:pw``; smbclient ``-U user%pw``
-    for flag, sep in ((b" -u", 0x3A), (b"--user", 0x3A), (b" -U", 0x25)):
+    for flag, sep in ((b" -u", 0x3A), (b" --user", 0x3A), (b" -U", 0x25)):
         f = s.find(flag)
         while f >= 0:
             p = f + len(flag)
@@ -656,12 +658,12 @@ _PREFIXES: tuple[tuple[bytes, int, str], ...] = (
     (b"npm_", 20, "npm_token"),
     (b"pypi-", 20, "pypi_token"),
     (b"sk-", 20, "api_key"),
-    (b"sk_live_", 10, "stripe_key"),
-    (b"sk_test_", 10, "stripe_key"),
-    (b"rk_live_", 10, "stripe_key"),
-    (b"whsec_", 10, "stripe_key"),
-    (b"xox", 10, "slack_token"),
-    (b"xapp-", 10, "slack_token"),
+    (b"sk_live_", 12, "stripe_key"),
+    (b"sk_test_", 12, "stripe_key"),
+    (b"rk_live_", 12, "stripe_key"),
+    (b"whsec_", 14, "stripe_key"),
+    (b"xox", 17, "slack_token"),
+    (b"xapp-", 15, "slack_token"),
     (b"SG.", 20, "sendgrid_key"),
     (b"key-", 32, "mailgun_key"),
     (b"AGE-SECRET-KEY-1", 40, "age_secret_key"),
@@ -704,6 +706,9 @@ _CLASS_TABLE = bytes(
     0x55 if c in _UPPER else 0x6C if c in _LOWER else 0x64 if c in _DIGIT else 0x6F
     for c in range(256)
 )
+#: per class letter of ``_CLASS_TABLE``, a table keeping it and blanking the rest (runs
+#: of a class counted with ``split``, in C)
+_CLASS_KEEP = tuple(bytes(c if c == k else 0x20 for c in range(256)) for k in b"Uldo")
 #: ``bytes.translate`` table: lower case letters kept, the rest to a space
 _LOWER_TABLE = bytes(c if c in _LOWER else 0x20 for c in range(256))
 #: the entropy (bits per character) that all but 1 in 1,000 random base62 strings of a
@@ -737,25 +742,26 @@ def _random_looking(x: bytes) -> bool:
         return False
     if x.startswith(_SSH_PUBLIC):
         return False
-    c = x.translate(_CLASS_TABLE)
-    changes = sum(1 for k in range(1, n) if c[k] != c[k - 1])
-    rate = changes / (n - 1)
-    if b"d" not in c and rate < 0.45:
-        return False  # letters only and few humps: a name
+    if n > 128:  # judge a long run by its start: random data is random throughout
+        x, n = x[:128], 128
     # words: the share of characters in lower-case runs of 3+ (``PyUnicode_AsWideChar``
     # 0.6); random strings stay under these but about 1 in 200
     words = sum(len(r) for r in x.translate(_LOWER_TABLE).split() if len(r) >= 3)
     if words >= n * (0.6 if n < 24 else 0.5 if n < 40 else 0.45):
         return False
-    # an alphabet written out (``ABC...xyz0123``) is as varied as random data
-    steps = sum(1 for k in range(1, n) if x[k] == x[k - 1] + 1)
-    if steps * 3 > n:
-        return False
+    c = x.translate(_CLASS_TABLE)
+    runs = sum(len(c.translate(t).split()) for t in _CLASS_KEEP)
+    if b"d" not in c and (runs - 1) < 0.45 * (n - 1):
+        return False  # letters only and few humps: a name
     h = _entropy(x)
     for length, floor in _ENTROPY_FLOOR:
         if n >= length:
-            return h >= floor
-    return False
+            if h < floor:
+                return False
+            break
+    # an alphabet written out (``ABC...xyz0123``) is as varied as random data
+    steps = sum(1 for k in range(1, n) if x[k] == x[k - 1] + 1)
+    return steps * 3 <= n
 
 
 def _tokens(s: bytes, out: list[Span], public: list[tuple[int, int]]) -> None:
@@ -791,9 +797,8 @@ def _token_run(s: bytes, i: int, e: int, out: list[Span]) -> None:
     else:
         pieces.append((i, run))
     for off, piece in pieces:
-        lead = len(piece) - len(piece.lstrip(b"./-_"))
+        off += len(piece) - len(piece.lstrip(b"./"))
         piece = piece.strip(b"./")
-        off += lead if lead and piece[:1] not in b"-_" else 0
         if len(piece) < 10 or piece.startswith(_ID_PREFIXES):
             continue
         kind = None
@@ -802,11 +807,14 @@ def _token_run(s: bytes, i: int, e: int, out: list[Span]) -> None:
                 if piece.startswith(prefix) and len(piece) - len(prefix) >= tail:
                     if prefix in _HEX_TAILS and piece[len(prefix) :].strip(_HEX_DIGITS):
                         continue
+                    head = piece[len(prefix) :] if prefix[-1:] == b"." else piece
+                    if len(head.split(b".", 1)[0]) < _MIN_TOKEN:
+                        continue  # the prefilter looks for 20 characters without a dot
                     kind = k
                     break
         if kind is None:
-            if len(piece) < _MIN_TOKEN:
-                continue
+            if len(piece) < _MIN_TOKEN or piece.islower() or piece.isupper():
+                continue  # too short, or one case only: no part can look random
             subs = piece.split(b".")
             if any(_random_looking(x) for x in subs if len(x) >= _MIN_TOKEN):
                 kind = "jwt" if piece.startswith(b"eyJ") and len(subs) == 3 else "token"
@@ -956,37 +964,54 @@ def _gate_urls(raw: bytes) -> bool:
 
 
 def _gate_tools(raw: bytes, low: bytes) -> bool:
-    for tool, flag, _ in _TOOL_FLAGS:
-        t = low.find(tool)
-        if t >= 0 and raw.find(flag, t, t + 4096) >= 0:
-            return True
-    if low.find(b"htpasswd ") >= 0:
-        return True
+    """Every tool shape starts with an option after a space (`` -p``, `` -u``,
+    `` --user``, ``htpasswd -b``): one pass over `` -`` instead of one per tool name."""
     n = len(raw)
-    for flag, sep in ((b" -u", 0x3A), (b"--user", 0x3A), (b" -U", 0x25)):
-        f = raw.find(flag)
-        while f >= 0:
-            p = f + len(flag)
-            f = raw.find(flag, p)
-            if p >= n or raw[p] not in b" \t=":
-                continue
+    first: dict[bytes, int] | None = None
+    f = raw.find(b" -")
+    while f >= 0:
+        p = f + 2
+        f = raw.find(b" -", p)
+        c = raw[p : p + 1]
+        if not c.isalpha() and not (c == b"-" and raw[p + 1 : p + 5] == b"user"):
+            continue
+        if first is None:  # where each tool is first named, looked up once
+            first = {t: low.find(t) for t, _, _ in _TOOL_FLAGS}
+            first[b"htpasswd "] = low.find(b"htpasswd ")
+        if 0 <= first[b"htpasswd "] < p:
+            return True
+        for tool, flag, _ in _TOOL_FLAGS:
+            if flag[2:3] == c and 0 <= first[tool] < p:
+                return True
+        if c not in (b"u", b"U", b"-"):
+            continue
+        sep = 0x25 if c == b"U" else 0x3A
+        p += 5 if c == b"-" else 1
+        if p >= n or raw[p] not in b" \t=":
+            continue
+        p += 1
+        while p < n and raw[p] in _SPACE:
             p += 1
-            while p < n and raw[p] in _SPACE:
-                p += 1
-            e = p
-            while e < n and raw[e] not in _VALUE_END and raw[e] != 0x5C:
-                if raw[e] == sep:
-                    return True
-                e += 1
-            if e < n and raw[e] in (0x5C, 0x22, 0x27, 0x60):
-                return True  # an escape or a quoted value: decide on the decoded text
+        e = p
+        while e < n and raw[e] not in _VALUE_END and raw[e] != 0x5C:
+            if raw[e] == sep:
+                return True
+            e += 1
+        if e < n and raw[e] in (0x5C, 0x22, 0x27, 0x60):
+            return True  # an escape or a quoted value: decide on the decoded text
     return False
 
 
 def _gate_tokens(raw: bytes) -> bool:
-    t = raw.translate(_RUN_TABLE)
+    """Token runs, probed without ``.``: every token rule needs 20 characters without a
+    dot (an entropy-tested part, or a vendor prefix and its tail), so dotted names
+    (``os.path.join``) are never candidates; a candidate is then judged on its whole
+    dotted run, exactly as :func:`scan` does."""
+    t = raw.translate(_PROBE_TABLE)
     n = len(raw)
     i = t.find(_RUN_PROBE)
+    dotted = b""
+    done = -1
     found: list[Span] = []
     while i >= 0:
         e = t.find(b" ", i)
@@ -998,16 +1023,24 @@ def _gate_tokens(raw: bytes) -> bool:
         if (
             (run.islower() or run.isupper())
             and b"/" not in run
-            and not run.lstrip(b"./-_").startswith(_PREFIX_STARTS)
-            and raw[i - 1 : i] != b"\\"
+            and raw[i - 1 : i] not in (b".", b"\\")
+            and not run.lstrip(b"-_+").startswith(_PREFIX_STARTS)
         ):
             i = nxt
             continue
-        a = _escape_start(raw, i)
-        if e - a >= 10:
-            _token_run(raw, a, e, found)
-            if found:
-                return True
+        if not dotted:
+            dotted = raw.translate(_RUN_TABLE)
+        a = dotted.rfind(b" ", 0, i) + 1
+        b = dotted.find(b" ", e)
+        if b < 0:
+            b = n
+        if a > done:
+            done = a
+            a = _escape_start(raw, a)
+            if b - a >= 10:
+                _token_run(raw, a, b, found)
+                if found:
+                    return True
         i = nxt
     return False
 
