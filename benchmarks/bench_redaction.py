@@ -89,9 +89,66 @@ def run(name: str, files: list[Path], repeat: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--hook", type=int, default=0, help="also time N hook processes")
     args = ap.parse_args()
+    if args.hook:
+        hook_runs(args.hook)
+        return
     run("this repository", repo_files(), args.repeat)
     run("pip (vendored packages included)", pip_files(), args.repeat)
+
+
+def hook_runs(runs: int) -> None:
+    """The hook process on Read events of ordinary code that holds words like ``token``
+    or ``secret``, with this tree's prefilter and with the one it replaced (the main
+    checkout, when it still has it), against ``python -S -c pass``, interleaved.
+    ``-S`` with an explicit ``sys.path`` approximates a wheel install (no ``.pth``)."""
+    import json
+    import os
+    import statistics
+    import subprocess
+    import sysconfig
+    import tempfile
+
+    site = sysconfig.get_paths()["purelib"]
+    main_tree = Path("/work/main")
+    code = (
+        "import sys; sys.path[:0] = [{!r}, {!r}]; "
+        "from claude_state.adapters.claude_code.hot import main; main()"
+    )
+    trees = {"new": str(REPO)}
+    if (main_tree / "claude_state").is_dir():
+        trees["old"] = str(main_tree)
+    samples = {
+        "hot.py (13 KB)": (REPO / "claude_state/adapters/claude_code/hot.py").read_text(),
+        "sessions.py x4 (100 KB)": ((REPO / "claude_state/domain/sessions.py").read_text() * 4)[
+            :100_000
+        ],
+    }
+    for label, text in samples.items():
+        # top-level fields first: today's hot-path scanner gives up on a nested object
+        # before ``hook_event_name`` (issue #16, item 1), which would time the cold path
+        doc = json.loads(read_event("/app/x.py", text))
+        first = {k: doc.pop(k) for k in ("session_id", "hook_event_name")}
+        raw = json.dumps({**first, **doc}, separators=(",", ":")).encode()
+        times: dict[str, list[float]] = {"pass": [], **{k: [] for k in trees}}
+        with tempfile.TemporaryDirectory() as tmp:
+            env = {**os.environ, "CLAUDE_STATE_DIR": tmp, "CLAUDE_STATE_STRICT": "1"}
+            for _ in range(runs):
+                for name in times:
+                    cmd = (
+                        [sys.executable, "-S", "-c", "pass"]
+                        if name == "pass"
+                        else [sys.executable, "-S", "-c", code.format(trees[name], site)]
+                    )
+                    t = time.perf_counter()
+                    subprocess.run(cmd, input=raw, env=env, check=True, capture_output=True)
+                    times[name].append(time.perf_counter() - t)
+        med = {k: statistics.median(v) * 1000 for k, v in times.items()}
+        print(
+            f"{label}: "
+            + ", ".join(f"{k} {v:.1f} ms ({v / med['pass']:.2f}x)" for k, v in med.items())
+        )
 
 
 if __name__ == "__main__":

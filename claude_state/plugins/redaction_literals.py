@@ -262,6 +262,12 @@ def _is_placeholder(v: bytes) -> bool:
     return v.lower() in _PLACEHOLDER_WORDS
 
 
+def _metavar(v: bytes) -> bool:
+    """An upper-case word standing for a value in usage text (``--password PASSWORD``,
+    ``-p PW``, ``scheme://USER:PASS@host``), not a password."""
+    return len(v) <= 16 and v.replace(b"_", b"").isalpha() and v.isupper()
+
+
 def _is_identifier(v: bytes) -> bool:
     if not v or v[0] in _DIGIT:
         return False
@@ -297,8 +303,12 @@ def secret_value(
     """
     if _is_placeholder(value):
         return False
-    if quoted and value.lower() == key.lower().rsplit(b".", 1)[-1].strip(b"-"):
-        return False  # ``{"pass": "pass"}``: a name, not a password
+    if quoted and (
+        value.lower() == key.lower().rsplit(b".", 1)[-1].strip(b"-") or value in _SECRET_WORDS
+    ):
+        return False  # ``{"pass": "pass"}``, ``{"pwd": "password"}``: names, not passwords
+    if not quoted and _metavar(value):
+        return False
     if quoted or flag or op == b" ":
         return True
     c = value[0]
@@ -344,7 +354,7 @@ def _value_at(s: bytes, p: int) -> tuple[int, int, bool]:
     if p >= n:
         return p, p, False
     q = s[p]
-    if q in (0x22, 0x27, 0x60):  # " ' `
+    if q in (0x22, 0x27):  # " ' (a backtick is a command or a Markdown code span)
         nl = s.find(b"\n", p + 1)
         lim = n if nl < 0 else nl
         e = s.find(bytes((q,)), p + 1, lim)
@@ -399,10 +409,11 @@ def _assignment(s: bytes, a: int, e: int) -> Span | None:
     if kind is None:
         return None
     p = e
-    key_quoted = False
+    key_quoted = subscript = False
     for _ in range(2):  # "password": ... / ['password'] = ...
         if p < n and s[p] in (0x22, 0x27, 0x5D):
             key_quoted = key_quoted or s[p] != 0x5D
+            subscript = subscript or s[p] == 0x5D
             p += 1
     q = p
     while p < n and s[p] in _SPACE:
@@ -413,7 +424,7 @@ def _assignment(s: bytes, a: int, e: int) -> Span | None:
         op, p = two, p + 2
     elif two[:1] == b"=" and two != b"==":
         op, p = b"=", p + 1
-    elif two[:1] == b":" and two != b"::":
+    elif two[:1] == b":" and two != b"::" and not subscript:  # not ``d['pass']: ...``
         op, p = b":", p + 1
     elif spaced and not key_quoted and (flag or _set_context(s, a)):
         op = b" "
@@ -441,7 +452,7 @@ def _assignment(s: bytes, a: int, e: int) -> Span | None:
         vs, ve, quoted = _value_at(s, p)
         value = s[vs:ve]
     after = s[ve] if ve < n else 0x22
-    if quoted and ve < n and s[ve] in (0x22, 0x27, 0x60):  # past the closing quote
+    if quoted and ve < n and s[ve] in (0x22, 0x27):  # past the closing quote
         after = s[ve + 1] if ve + 1 < n else 0x22
     if not value:
         return None
@@ -456,7 +467,7 @@ def _assignment(s: bytes, a: int, e: int) -> Span | None:
 
 #: what may follow a closing quote (JSON or code syntax); anything else means the
 #: quote was part of the value
-_QUOTE_FOLLOW = frozenset(b" \t\r\n,;:)]}\"'>/")
+_QUOTE_FOLLOW = frozenset(b" \t\r\n,;:)]}\"'>/`")
 
 
 def key_value_secret(key: bytes, value: bytes, quoted: bool) -> str | None:
@@ -499,6 +510,10 @@ def _set_context(s: bytes, a: int) -> bool:
     return False
 
 
+#: what an armor label is made of (``RSA PRIVATE KEY``, ``PGP PRIVATE KEY BLOCK``)
+_ARMOR_LABEL = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 "
+
+
 def _private_keys(s: bytes, low: bytes, out: list[Span], public: list[tuple[int, int]]) -> None:
     i = low.find(b"-----begin ")
     while i >= 0:
@@ -517,7 +532,7 @@ def _private_keys(s: bytes, low: bytes, out: list[Span], public: list[tuple[int,
             stop = close + 5 if close >= 0 else end
         if 0 <= quote < stop:
             stop = quote
-        if b"private" in label:
+        if b"private key" in label and not s[i + 11 : h].strip(_ARMOR_LABEL):
             out.append((i, stop, "private_key"))
         else:
             public.append((i, stop))
@@ -529,7 +544,7 @@ _URL_END = frozenset(b"/\"'<>`\\")
 
 
 #: passwords of documentation examples (``scheme://user:password@host``)
-_URL_EXAMPLES = frozenset((b"password", b"passwd", b"pass", b"pwd", b"secret", b"token"))
+_URL_EXAMPLES = frozenset((b"password", b"passwd", b"pass", b"pwd", b"pw", b"secret", b"token"))
 
 
 def _urls(s: bytes, out: list[Span]) -> None:
@@ -551,7 +566,7 @@ def _urls(s: bytes, out: list[Span]) -> None:
         if colon < 0:
             continue
         pw = s[colon + 1 : at]
-        if pw and not _is_placeholder(pw) and pw.lower() not in _URL_EXAMPLES:
+        if pw and not _is_placeholder(pw) and pw.lower() not in _URL_EXAMPLES and not _metavar(pw):
             out.append((colon + 1, at, "url_password"))
 
 
@@ -590,7 +605,7 @@ def _tools(s: bytes, low: bytes, out: list[Span]) -> None:
                 v = s[vs:ve]
                 if quoted and (ve >= n or s[ve] != s[vs - 1]):
                     v = b""  # an unclosed quote closes something else (``"-p " + pw``)
-                if v.strip(b" ,;+") and not _is_placeholder(v):
+                if v.strip(b" ,;+") and not _is_placeholder(v) and not _metavar(v):
                     out.append((vs, ve, "cli_password"))
                 f = s.find(flag, max(ve, p), eol)
             t = low.find(tool, t + len(tool))
@@ -610,7 +625,7 @@ def _tools(s: bytes, low: bytes, out: list[Span]) -> None:
             if c < 0 or s[c : c + 3] == b"://":
                 continue
             pw = s[c + 1 : ve]
-            if pw and not _is_placeholder(pw):
+            if pw and not _is_placeholder(pw) and not _metavar(pw):
                 out.append((c + 1, ve, "cli_password"))
     # htpasswd -b[c] FILE USER PASSWORD
     t = low.find(b"htpasswd ")
