@@ -58,7 +58,7 @@ def run(name: str, files: list[Path], repeat: int) -> None:
     n = new_hot = old_hot = 0
     size = {True: 0, False: 0}
     cost = {True: 0.0, False: 0.0}
-    lower = decode = 0.0
+    lower = decode = old_cost = 0.0
     for p in files:
         try:
             text = p.read_text("utf-8")
@@ -71,6 +71,7 @@ def run(name: str, files: list[Path], repeat: int) -> None:
         old_hot += not old_prefilter(raw)
         size[flagged] += len(raw)
         cost[flagged] += best(lambda raw=raw: may_contain_secret(raw), repeat)
+        old_cost += best(lambda raw=raw: old_prefilter(raw), repeat)
         lower += best(raw.lower, repeat)
         decode += best(raw.decode, repeat)
     total = size[True] + size[False]
@@ -82,6 +83,7 @@ def run(name: str, files: list[Path], repeat: int) -> None:
     print(
         f"  prefilter per 100 KiB: no-secret files {per(cost[False], size[False]):.0f} us, "
         f"flagged files {per(cost[True], size[True]):.0f} us; "
+        f"old prefilter {per(old_cost, total):.0f} us; "
         f"bytes.lower() {per(lower, total):.0f} us, bytes.decode() {per(decode, total):.0f} us"
     )
 
