@@ -266,3 +266,14 @@ def test_issue_15_kinds_are_redacted(text: str, secret: str) -> None:
     out = Redactor().redact_json_bytes(raw)
     assert secret.encode() not in out, out
     json.loads(out)
+
+
+def test_redacted_string_with_a_lone_surrogate_stays_valid_utf8() -> None:
+    """Node writes ``"\\ud83c"`` when it cuts a string inside an emoji; a string that is
+    redacted and re-encoded must not turn it into bytes that are not UTF-8."""
+    secret = _rand(16, 7)
+    raw = b'{"tool_response":{"stdout":"DB_PASS=' + secret.encode() + b' done \\ud83c"}}'
+    out = Redactor().redact_json_bytes(raw)
+    assert secret.encode() not in out
+    out.decode("utf-8")  # strict: no raw surrogate bytes (the escape is kept as one)
+    assert json.loads(out)["tool_response"]["stdout"].endswith("done \ud83c")

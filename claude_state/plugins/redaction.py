@@ -181,7 +181,7 @@ class Redactor:
             new = self.redact_text(text.decode("utf-8", "surrogatepass"))
             if new.encode("utf-8", "surrogatepass") != text:
                 out.append(raw[last:start])
-                out.append(json.dumps(new, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+                out.append(_encode_string(new))
                 last = end
         if not out:
             return raw
@@ -211,6 +211,16 @@ def _apply(data: bytes, spans: list[tuple[int, int, str]], shift: int) -> bytes:
         last = e
     parts.append(data[last:])
     return b"".join(parts)
+
+
+def _encode_string(text: str) -> bytes:
+    """*text* as a JSON string token in UTF-8. A lone surrogate (Node cuts strings inside
+    an emoji) is written as a ``\\u`` escape: raw, it would make the bytes invalid
+    UTF-8 and the event unreadable."""
+    try:
+        return json.dumps(text, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(text).encode("ascii")
 
 
 def _group_replacer(kind: str) -> Callable[[re.Match[str]], str]:
