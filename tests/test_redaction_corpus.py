@@ -514,3 +514,30 @@ def test_prefilter_imports_nothing_on_ordinary_code() -> None:
     raw = read_event("/app/journal.py", (text * 10)[:100_000])
     r = subprocess.run([sys.executable, "-I", "-c", code], input=raw, capture_output=True)
     assert r.returncode == 0, r.stderr.decode()
+
+
+def test_digests_and_ids_are_not_secrets() -> None:
+    """Random-looking but public: lockfile integrity hashes, go.sum, git SHAs, uuids,
+    docker digests, Claude tool-use ids. Neither redacted nor sent off the hot path."""
+    rng = random.Random(12)
+
+    def b64(n: int) -> str:
+        return base64.b64encode(rng.randbytes(n)).decode()
+
+    def hx(n: int) -> str:
+        return "".join(rng.choice("0123456789abcdef") for _ in range(n))
+
+    lines = []
+    for i in range(30):
+        lines += [
+            f'      "integrity": "sha512-{b64(64)}",',
+            f"github.com/acme/mod{i} v1.2.{i} h1:{b64(32)}",
+            f"commit {hx(40)}",
+            f"image@sha256:{hx(64)}",
+            f"request {hx(8)}-{hx(4)}-{hx(4)}-{hx(4)}-{hx(12)}",
+            f'"tool_use_id":"toolu_01{_field(rng, "b62", 22)[0]}"',
+        ]
+    text = "\n".join(lines)
+    raw = read_event("/app/package-lock.json", text)
+    assert not may_contain_secret(raw)
+    assert Redactor().redact_text(text) == text

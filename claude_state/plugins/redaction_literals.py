@@ -695,7 +695,16 @@ _HEX_TAILS = frozenset((b"key-", b"SK"))
 _HEX_DIGITS = b"0123456789abcdefABCDEF"
 
 #: ids that look random but are not secrets (Claude tool-use and message ids)
-_ID_PREFIXES = (b"toolu_", b"srvtoolu_", b"msg_", b"req_", b"call_", b"chatcmpl-")
+_ID_PREFIXES = (
+    b"toolu_",
+    b"srvtoolu_",
+    b"msg_",
+    b"req_",
+    b"call_",
+    b"chatcmpl-",
+)
+#: digests in base64: Subresource Integrity (package-lock.json, yarn.lock, HTML)
+_DIGEST_PREFIXES = (b"sha1-", b"sha256-", b"sha384-", b"sha512-")
 #: base64 of an SSH public key's type field (``AAAAB3NzaC1yc2E`` is ``ssh-rsa``)
 _SSH_PUBLIC = (b"AAAAB3NzaC1", b"AAAAC3NzaC1", b"AAAAE2VjZHNh")
 
@@ -795,6 +804,8 @@ def _tokens(s: bytes, out: list[Span], public: list[tuple[int, int]]) -> None:
 
 def _token_run(s: bytes, i: int, e: int, out: list[Span]) -> None:
     run = s[i:e]
+    if run.startswith(_DIGEST_PREFIXES) or s[i - 3 : i] == b"h1:":
+        return  # a digest in base64 (Subresource Integrity; ``h1:`` of go.sum)
     # pieces: the run split at "/" when it is a path (a lower-case word between
     # slashes), else the whole run (base64 has "/" too); each piece then at "."
     pieces: list[tuple[int, bytes]] = []
