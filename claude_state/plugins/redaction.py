@@ -3,20 +3,25 @@
 Tool inputs and outputs carry whatever the agent touched: ``cat .env``, a ``curl`` with
 an ``Authorization`` header, a database URL with its password. The journal, blobs and
 checkpoints are plain files that get copied, exported and attached to bug reports, so
-the secrets are replaced with ``[REDACTED:<kind>]`` on the way in (issue #5).
+the secrets are replaced with ``[REDACTED:<kind>]`` on the way in (issues #5, #15).
+
+What counts as a secret is decided by shape, in
+:func:`claude_state.plugins.redaction_literals.scan` (key names, assignment and flag
+shapes, URL credentials, private key blocks, token-shaped high-entropy strings; see
+there), which the hook's hot path also uses as its prefilter, so the two agree.
 
 Redaction works on the raw JSON bytes of an event and touches only the *contents of
-string values*: each string token is decoded, the patterns run on the decoded text, and
-a changed string is re-encoded. The document therefore stays valid JSON whatever a
-pattern matches (a custom pattern cannot break an escape sequence or eat a quote), and
-bytes that need no change are copied through untouched. A string value under a key
-that names a secret (``"password"``, ``"api_key"``, ``"accessToken"``...) is replaced as
-a whole.
+string values*: each string token is decoded, scanned, and a changed string is
+re-encoded. The document therefore stays valid JSON whatever a rule or a custom pattern
+matches (a custom pattern cannot break an escape sequence or eat a quote), and bytes
+that need no change are copied through untouched. A value under a key that names a
+secret (``"password"``, ``"pwd"``, ``"api_key"``, ``"accessToken"``...) is replaced as a
+whole, numbers included.
 
-Cost: the hook's hot path first runs the literal prefilter of
-:mod:`claude_state.plugins.redaction_literals` (no ``re``); this module, which imports
-``re`` and ``json``, loads only when the prefilter fires or custom patterns without
-literal triggers are configured.
+Cost: the hook's hot path first runs the prefilter
+(:func:`~claude_state.plugins.redaction_literals.may_contain_secret`, no ``re``); this
+module, which imports ``re`` and ``json``, loads only when the prefilter fires or custom
+patterns without literal triggers are configured.
 
 Custom patterns come from the project config (``docs/configuration.md``): a name and a
 Python regular expression; when the expression has a group named ``secret`` only that
@@ -30,55 +35,23 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 
 from claude_state.errors import ConfigError
-from claude_state.plugins.redaction_literals import may_contain_secret
+from claude_state.plugins.redaction_literals import key_value_secret, may_contain_secret, scan
 
 __all__ = [
-    "BUILTIN_PATTERNS",
     "SENSITIVE_KEYS",
     "CustomPattern",
     "Redactor",
     "default_redactor",
 ]
 
-#: ``(kind, regex)``: the built-in secret shapes. Each match contains a literal of
-#: :data:`~claude_state.plugins.redaction_literals.TRIGGERS` (checked by a test).
-BUILTIN_PATTERNS: tuple[tuple[str, str], ...] = (
-    (
-        "private_key",
-        r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
-    ),
-    ("anthropic_api_key", r"\bsk-ant-[A-Za-z0-9_\-]{20,}"),
-    ("openai_api_key", r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}"),
-    ("github_token", r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,})"),
-    ("gitlab_token", r"\bglpat-[A-Za-z0-9_\-]{20,}"),
-    ("npm_token", r"\bnpm_[A-Za-z0-9]{36}\b"),
-    ("aws_access_key_id", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
-    ("google_api_key", r"\bAIza[0-9A-Za-z_\-]{35}"),
-    ("slack_token", r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"),
-    ("jwt", r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),
-    ("bearer_token", r"(?i)\bbearer\s+(?P<secret>[A-Za-z0-9._~+/=\-]{16,})"),
-    (
-        "authorization",
-        r"(?i)\bauthorization['\"]?\s*[:=]\s*['\"]?(?:basic|bearer|token|digest)?\s*"
-        r"(?P<secret>[^\s'\"]{8,})",
-    ),
-    ("url_password", r"(?i)\b[a-z][a-z0-9+.\-]*://[^/\s:@'\"]+:(?P<secret>[^/\s@'\"]+)@"),
-    (
-        "assignment",
-        r"(?i)\b[\w.\-]*(?:password|passwd|secret|token|api[_\-]?key|access[_\-]?key"
-        r"|credentials?)['\"]?\s*[:=]\s*['\"]?(?P<secret>[^\s'\",;&|<>(){}\[\]]{6,})",
-    ),
-    (
-        "cli_flag",
-        r"(?i)(?:^|\s)--?(?:password|passwd|token|secret|api-key|apikey)\s+"
-        r"['\"]?(?P<secret>[^\s'\"\-][^\s'\"]{5,})",
-    ),
-)
-
-#: Lower-cased key endings whose string values are secrets as a whole.
+#: Key names whose values are secrets as a whole (examples: the rule is
+#: :func:`~claude_state.plugins.redaction_literals.sensitive_key`, on the key's last
+#: word, so ``DB_PASS``, ``clientSecret``, ``AccountKey`` count and ``max_tokens`` not).
 SENSITIVE_KEYS: tuple[str, ...] = (
     "password",
     "passwd",
+    "pwd",
+    "pass",
     "secret",
     "token",
     "apikey",
@@ -92,22 +65,12 @@ SENSITIVE_KEYS: tuple[str, ...] = (
     "access_key",
     "accesskey",
 )
-_SENSITIVE_KEYS_B = tuple(k.encode() for k in SENSITIVE_KEYS)
 
 # One JSON string token (unrolled loop: fast on long strings), and whether a ``:``
 # follows it (then it is an object key).
 _STRING = re.compile(rb'"([^"\\]*(?:\\.[^"\\]*)*)"(\s*:)?', re.S)
-
-
-def _placeholder(value: str) -> bool:
-    """Values that look like a secret's place but are not one (``$VAR``, ``1234``...)."""
-    v = value.strip("'\"")
-    return (
-        not v
-        or v.isdigit()
-        or v.startswith(("$", "%", "<", "***", "[REDACTED"))
-        or v.lower() in ("null", "none", "true", "false", "undefined", "changeme")
-    )
+# A JSON literal that is not a string (number, true, false, null), after a key's colon.
+_LITERAL = re.compile(rb"\s*(-?[0-9][0-9.eE+\-]*|true|false|null)")
 
 
 class CustomPattern:
@@ -136,28 +99,30 @@ class CustomPattern:
 
 
 class Redactor:
-    """Built-in plus custom patterns, applied to text, JSON bytes or parsed values."""
+    """The built-in secret shapes plus custom patterns, applied to text or JSON bytes."""
 
     def __init__(self, custom: Sequence[CustomPattern] = ()) -> None:
-        self._patterns: list[tuple[str, re.Pattern[str]]] = [
-            (kind, re.compile(rx)) for kind, rx in BUILTIN_PATTERNS
-        ]
-        self._patterns.extend((c.name, c.regex) for c in custom)
+        self._patterns: list[tuple[str, re.Pattern[str]]] = [(c.name, c.regex) for c in custom]
         self._extra = tuple(t.encode() for c in custom for t in c.triggers)
         # A custom pattern without literal triggers must see every string.
         self._always = any(not c.triggers for c in custom)
 
     @property
     def always(self) -> bool:
-        """True when no literal prefilter can rule a string out (custom patterns)."""
+        """True when no prefilter can rule a string out (custom patterns)."""
         return self._always
 
     def may_match(self, raw: bytes) -> bool:
-        """The prefilter: False means no pattern can match anything in *raw*."""
+        """The prefilter: False means nothing in the JSON document *raw* would change."""
         return self._always or may_contain_secret(raw, self._extra)
 
     def redact_text(self, text: str) -> str:
         """*text* with every secret replaced by ``[REDACTED:<kind>]``."""
+        data = text.encode("utf-8", "surrogatepass")
+        spans = scan(b'"' + data + b'"')
+        if spans:
+            data = _apply(data, spans, 1)
+            text = data.decode("utf-8", "surrogatepass")
         for kind, rx in self._patterns:
             if "secret" in rx.groupindex:
                 text = rx.sub(_group_replacer(kind), text)
@@ -170,52 +135,92 @@ class Redactor:
 
         Malformed JSON is handled too (this runs before parsing, so a malformed event
         never sends its secrets to the log or the disk): string tokens are found
-        lexically. :returns: *raw* itself when nothing changed.
+        lexically. A value under a key that names a secret is replaced whole (a number
+        too, as a string). :returns: *raw* itself when nothing changed.
         """
         if not self.may_match(raw):
             return raw
         out: list[bytes] = []
         last = 0
-        key_kind: str | None = None
+        key: bytes | None = None
         key_end = -1
         for m in _STRING.finditer(raw):
             content = m.group(1)
-            if m.group(2) is not None:  # an object key
-                low = content.lower()
-                key_kind = None
-                for k in _SENSITIVE_KEYS_B:
-                    if low.endswith(k):
-                        key_kind = k.decode()
-                        break
-                key_end = m.end()
-                continue
             start, end = m.start(), m.start() + len(content) + 2
-            if key_kind is not None and not raw[key_end:start].strip():
-                text = _decode(content)
-                if text is None or not _placeholder(text):
-                    out.append(raw[last:start])
-                    out.append(b'"[REDACTED:' + key_kind.encode() + b']"')
-                    last = end
-                key_kind = None
+            if start < last:
+                continue  # inside a literal already replaced
+            if m.group(2) is not None:  # an object key
+                key = _decode_bytes(content)
+                key_end = m.end()
+                if key is not None:
+                    lit = _LITERAL.match(raw, key_end)
+                    if lit is not None:
+                        kind = key_value_secret(key, lit.group(1), quoted=False)
+                        if kind is not None:
+                            out.append(raw[last : lit.start(1)])
+                            out.append(b'"[REDACTED:' + kind.encode() + b']"')
+                            last = lit.end(1)
+                        key = None
                 continue
-            key_kind = None
-            if not self.may_match(content):
-                continue
-            text = _decode(content)
+            text = _decode_bytes(content)
             if text is None:  # a broken escape: the event is malformed; be safe
                 out.append(raw[last:start])
                 out.append(b'"[REDACTED:unparsed]"')
                 last = end
+                key = None
                 continue
-            new = self.redact_text(text)
-            if new != text:
+            if key is not None and not raw[key_end:start].strip():
+                kind = key_value_secret(key, text, quoted=True)
+                key = None
+                if kind is not None:
+                    out.append(raw[last:start])
+                    out.append(b'"[REDACTED:' + kind.encode() + b']"')
+                    last = end
+                    continue
+            key = None
+            new = self.redact_text(text.decode("utf-8", "surrogatepass"))
+            if new.encode("utf-8", "surrogatepass") != text:
                 out.append(raw[last:start])
-                out.append(json.dumps(new, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+                out.append(_encode_string(new))
                 last = end
         if not out:
             return raw
         out.append(raw[last:])
         return b"".join(out)
+
+
+def _apply(data: bytes, spans: list[tuple[int, int, str]], shift: int) -> bytes:
+    """*data* with the *spans* (offsets *shift* too far: the scan saw a wrapping quote)
+    replaced by markers; overlapping spans merge under the first one's kind."""
+    n = len(data)
+    merged: list[tuple[int, int, str]] = []
+    for s, e, kind in sorted(spans):
+        s, e = max(s - shift, 0), min(e - shift, n)
+        if e <= s:
+            continue
+        if merged and s <= merged[-1][1]:
+            ms, me, mkind = merged[-1]
+            merged[-1] = (ms, max(me, e), mkind)
+        else:
+            merged.append((s, e, kind))
+    parts: list[bytes] = []
+    last = 0
+    for s, e, kind in merged:
+        parts.append(data[last:s])
+        parts.append(b"[REDACTED:" + kind.encode() + b"]")
+        last = e
+    parts.append(data[last:])
+    return b"".join(parts)
+
+
+def _encode_string(text: str) -> bytes:
+    """*text* as a JSON string token in UTF-8. A lone surrogate (Node cuts strings inside
+    an emoji) is written as a ``\\u`` escape: raw, it would make the bytes invalid
+    UTF-8 and the event unreadable."""
+    try:
+        return json.dumps(text, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(text).encode("ascii")
 
 
 def _group_replacer(kind: str) -> Callable[[re.Match[str]], str]:
@@ -224,7 +229,7 @@ def _group_replacer(kind: str) -> Callable[[re.Match[str]], str]:
 
 def _sub_group(m: re.Match[str], kind: str) -> str:
     secret = m.group("secret")
-    if secret is None or _placeholder(secret):
+    if secret is None or not secret:
         return m.group(0)
     s, e = m.span("secret")
     base = m.start()
@@ -232,19 +237,22 @@ def _sub_group(m: re.Match[str], kind: str) -> str:
     return whole[: s - base] + f"[REDACTED:{kind}]" + whole[e - base :]
 
 
-def _decode(content: bytes) -> str | None:
+def _decode_bytes(content: bytes) -> bytes | None:
+    """The UTF-8 bytes of a JSON string token's *content* (lone surrogates kept)."""
     try:
         value = json.loads(b'"' + content + b'"')
     except ValueError:
         return None
-    return value if isinstance(value, str) else None
+    if not isinstance(value, str):
+        return None
+    return value.encode("utf-8", "surrogatepass")
 
 
 _DEFAULT: Redactor | None = None
 
 
 def default_redactor() -> Redactor:
-    """The built-in patterns only (cached)."""
+    """The built-in rules only (cached)."""
     global _DEFAULT
     if _DEFAULT is None:
         _DEFAULT = Redactor()
