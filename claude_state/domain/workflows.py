@@ -2,19 +2,62 @@
 
 Most changes are single ops applied through :class:`WorkflowStore` (``domain/ops.py``);
 the ones here need both stores, which is why they live in neither: a rollback either
-replays a rollback op (by steps) or restores a checkpoint (to one).
+replays a rollback op (by steps) or restores a checkpoint (to one). The workflow a
+session is driving (:func:`active_workflow`) is read from the session record and the
+workflow store, so it lives here too.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from claude_state.errors import IntegrityError, InvalidInputError, NotFoundError
+from claude_state.errors import (
+    ClaudeStateError,
+    IntegrityError,
+    InvalidInputError,
+    NotFoundError,
+)
 
 if TYPE_CHECKING:
     from claude_state.domain.checkpoints import CheckpointStore
     from claude_state.domain.model import Workflow
     from claude_state.domain.store import WorkflowStore
+    from claude_state.storage.layout import StateDir
+
+
+#: Workflow statuses in which work remains.
+OPEN_STATUSES = frozenset({"idle", "running", "paused"})
+
+
+def active_workflow(
+    state: StateDir, record: Any, store: WorkflowStore | None = None
+) -> Workflow | None:
+    """The open workflow *record* (a ``SessionRecord``) last worked on, or None.
+
+    The record's ``active_workflow`` first, then the other workflows it noted, newest
+    first. Completed, cancelled, failed and missing workflows are passed over.
+    """
+    if record is None:
+        return None
+    if store is None:
+        from claude_state.domain.store import WorkflowStore
+
+        store = WorkflowStore(state)
+    candidates: list[str] = []
+    first = getattr(record, "active_workflow", None)
+    if isinstance(first, str):
+        candidates.append(first)
+    for wid in reversed(list(getattr(record, "workflows", None) or [])):
+        if isinstance(wid, str) and wid not in candidates:
+            candidates.append(wid)
+    for wid in candidates:
+        try:
+            wf = store.load(wid)
+        except ClaudeStateError:
+            continue
+        if wf.status in OPEN_STATUSES:
+            return wf
+    return None
 
 
 def rollback(

@@ -41,7 +41,7 @@ def notify(name: str, /, *, state: StateDir | None = None, **kwargs: Any) -> lis
 
 def __getattr__(name: str) -> Any:
     if name == "hookimpl":
-        from claude_state.plugins.manager import hookimpl
+        from claude_state.plugins.hookspecs import hookimpl
 
         return hookimpl
     raise AttributeError(f"module 'claude_state.plugins' has no attribute {name!r}")

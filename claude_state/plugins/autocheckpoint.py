@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from claude_state.plugins.calls import call_hook
 from claude_state.plugins.config import Config
-from claude_state.plugins.manager import call_hook, hookimpl
+from claude_state.plugins.hookspecs import hookimpl
 from claude_state.storage.layout import StateDir
 
 __all__ = ["AutoCheckpointPlugin"]
@@ -61,7 +62,7 @@ class AutoCheckpointPlugin:
     def turn_end(self, session: Any, event: Any) -> None:
         if not self.config.on_stop:
             return
-        from claude_state.plugins.workflows import active_workflow
+        from claude_state.domain.workflows import active_workflow
 
         wf = active_workflow(self.state, session.record)
         if wf is None:
@@ -80,7 +81,7 @@ class AutoCheckpointPlugin:
     def pre_compact(self, session: Any, trigger: str) -> None:
         if not self.config.on_pre_compact:
             return
-        from claude_state.plugins.workflows import active_workflow
+        from claude_state.domain.workflows import active_workflow
 
         wf = active_workflow(self.state, session.record)
         if wf is None:

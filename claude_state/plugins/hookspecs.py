@@ -21,6 +21,9 @@ import pluggy
 
 PROJECT = "claude_state"
 hookspec = pluggy.HookspecMarker(PROJECT)
+#: The marker plugins put on their implementations, beside the specs it pairs with
+#: (``from claude_state.plugins import hookimpl``).
+hookimpl = pluggy.HookimplMarker(PROJECT)
 
 # -- sessions (fed from the session journal, in order) ----------------------------------
 

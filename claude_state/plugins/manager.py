@@ -5,30 +5,23 @@ the ``claude_state`` entry-point group of installed distributions, and the ``plu
 list of the project config. ``CLAUDE_STATE_PLUGINS`` chooses: ``all`` (default),
 ``builtin`` (no third-party code), ``none`` (no hooks fire at all).
 
-``CLAUDE_STATE_TRACE=1`` writes one line per hook implementation call to stderr (for
-the hook command that lands in Claude Code's debug log); any other non-empty value
-except ``0`` is a file path the lines are appended to.
-
-Every implementation is called on its own (:func:`call_hook`): one that raises is
-logged under ``<state>/logs/plugins.log`` with its plugin's name, and the others still
-run. pluggy's ``_multicall`` would stop at the first exception, and a third-party bug
-must not cost the built-in persistence its events.
+Hooks are called through :func:`claude_state.plugins.calls.call_hook` (re-exported
+here): each implementation isolated, every call traceable (``CLAUDE_STATE_TRACE``).
 """
 
 from __future__ import annotations
 
 import importlib
 import os
-import sys
-import time
 from collections.abc import Mapping
-from typing import Any
 
 import pluggy
 
 from claude_state.errors import PluginError
 from claude_state.plugins import hookspecs
+from claude_state.plugins.calls import call_hook, log_plugin_error
 from claude_state.plugins.config import Config, load_config
+from claude_state.plugins.hookspecs import hookimpl
 from claude_state.storage.layout import StateDir
 
 __all__ = [
@@ -41,7 +34,6 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "claude_state"
-hookimpl = pluggy.HookimplMarker(hookspecs.PROJECT)
 
 _MANAGERS: dict[str, pluggy.PluginManager] = {}
 
@@ -55,13 +47,6 @@ def plugin_mode(env: Mapping[str, str] | None = None) -> str:
 def reset() -> None:
     """Forget loaded managers (tests; a long-lived process after a config change)."""
     _MANAGERS.clear()
-
-
-def _log(state: StateDir, message: str) -> None:
-    from claude_state.clock import now_iso
-    from claude_state.storage.safeio import append_line  # never through a symlink
-
-    append_line(state.logs, "plugins.log", f"{now_iso()} {message}\n".encode("utf-8", "replace"))
 
 
 def _load_object(spec: str) -> object:
@@ -106,7 +91,9 @@ def _entry_points(pm: pluggy.PluginManager, state: StateDir) -> None:
                 plugin = plugin()
             pm.register(plugin, name=ep.name)
         except Exception as exc:
-            _log(state, f"plugin {ep.name!r} (entry point {ep.value}) failed to load: {exc!r}")
+            log_plugin_error(
+                state, f"plugin {ep.name!r} (entry point {ep.value}) failed to load: {exc!r}"
+            )
 
 
 def get_plugin_manager(
@@ -129,7 +116,7 @@ def get_plugin_manager(
         try:
             config = load_config(state, env)
         except Exception as exc:
-            _log(state, f"config ignored: {exc}")
+            log_plugin_error(state, f"config ignored: {exc}")
             config = Config()
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
@@ -143,78 +130,11 @@ def get_plugin_manager(
             try:
                 pm.register(_load_object(spec), name=spec)
             except Exception as exc:
-                _log(state, f"plugin {spec!r} from the config failed to load: {exc}")
+                log_plugin_error(state, f"plugin {spec!r} from the config failed to load: {exc}")
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        _log(state, f"plugin implements an unknown hook: {exc}")
+        log_plugin_error(state, f"plugin implements an unknown hook: {exc}")
     pm._claude_state_root = state.root  # type: ignore[attr-defined]  # for logging
     _MANAGERS[state.root] = pm
     return pm
-
-
-# -- calling ------------------------------------------------------------------------------
-
-
-def _trace_target(env: Mapping[str, str]) -> str | None:
-    value = env.get("CLAUDE_STATE_TRACE", "").strip()
-    if not value or value == "0":
-        return None
-    return value
-
-
-def _short(value: Any, n: int = 120) -> str:
-    text = repr(value)
-    return text if len(text) <= n else text[: n - 3] + "..."
-
-
-def _trace(target: str, line: str) -> None:
-    data = f"claude-state trace: {line}\n"
-    if target == "1":
-        try:
-            sys.stderr.write(data)
-            sys.stderr.flush()
-        except (OSError, ValueError):
-            pass
-        return
-    try:
-        with open(target, "a", encoding="utf-8") as f:
-            f.write(data)
-    except OSError:
-        pass
-
-
-def call_hook(pm: pluggy.PluginManager, name: str, **kwargs: Any) -> list[Any]:
-    """Call hook *name* on every plugin, each isolated; their non-None results.
-
-    Implementations run in pluggy's order (last registered first). Wrappers are not
-    supported for these hooks: an implementation marked as a wrapper is skipped.
-    """
-    hook = getattr(pm.hook, name, None)
-    if hook is None:
-        raise PluginError(f"unknown hook {name!r}")
-    env = os.environ
-    trace = _trace_target(env)
-    if trace is not None:
-        _trace(trace, f"{name}({', '.join(f'{k}={_short(v, 60)}' for k, v in kwargs.items())})")
-    results: list[Any] = []
-    for impl in reversed(hook.get_hookimpls()):
-        if impl.hookwrapper or impl.wrapper:
-            continue
-        args = {a: kwargs[a] for a in impl.argnames if a in kwargs}
-        t0 = time.perf_counter()
-        try:
-            res = impl.function(**args)
-        except Exception as exc:
-            root = getattr(pm, "_claude_state_root", None)
-            if root is not None:
-                _log(StateDir(root), f"plugin {impl.plugin_name!r} failed in {name}: {exc!r}")
-            if trace is not None:
-                _trace(trace, f"  {impl.plugin_name}: raised {exc!r}")
-            continue
-        if trace is not None:
-            ms = (time.perf_counter() - t0) * 1000
-            _trace(trace, f"  {impl.plugin_name} -> {_short(res)} ({ms:.2f} ms)")
-        if res is not None:
-            results.append(res)
-    return results

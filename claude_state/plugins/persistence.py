@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from claude_state.plugins.manager import hookimpl
+from claude_state.plugins.hookspecs import hookimpl
 from claude_state.storage.layout import StateDir
 
 __all__ = ["PersistencePlugin"]

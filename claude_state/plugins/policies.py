@@ -18,7 +18,7 @@ import os
 from typing import Any
 
 from claude_state.plugins.config import Config
-from claude_state.plugins.manager import hookimpl
+from claude_state.plugins.hookspecs import hookimpl
 from claude_state.storage.layout import StateDir
 
 __all__ = ["PolicyPlugin", "gate_path", "keep_working_answer", "sync_gate"]
@@ -66,7 +66,7 @@ def sync_gate(state: StateDir, sid: str, config: Config, record: Any = None) -> 
                 record = SessionStore(state).peek(sid)
             except NotFoundError:
                 record = None
-        from claude_state.plugins.workflows import active_workflow
+        from claude_state.domain.workflows import active_workflow
 
         wf = active_workflow(state, record)
         if wf is not None and wf.status == "paused":
@@ -96,7 +96,7 @@ def keep_working_answer(state: StateDir, record: Any, event: dict[str, Any]) -> 
     """
     if event.get("stop_hook_active") is True:
         return b""
-    from claude_state.plugins.workflows import active_workflow
+    from claude_state.domain.workflows import active_workflow
 
     wf = active_workflow(state, record)
     if wf is None or wf.status not in ("running", "idle"):

@@ -1,6 +1,5 @@
-"""Workflow helpers shared by the built-in plugins and the hook adapter.
+"""Turning applied workflow ops into the workflow hooks.
 
-* :func:`active_workflow`: the workflow a session is driving, from its record.
 * :func:`workflow_listener`: a ``WorkflowStore`` listener that turns applied ops into
   the workflow hooks (``step_start``, ``workflow_complete``...), so every writer that
   attaches it (the CLI, the Python API) fires them the same way.
@@ -13,41 +12,7 @@ from typing import Any
 
 from claude_state.storage.layout import StateDir
 
-__all__ = ["OPEN_STATUSES", "active_workflow", "hooks_for_op", "workflow_listener"]
-
-#: Workflow statuses in which work remains.
-OPEN_STATUSES = frozenset({"idle", "running", "paused"})
-
-
-def active_workflow(state: StateDir, record: Any, store: Any = None) -> Any | None:
-    """The open workflow *record* (a ``SessionRecord``) last worked on, or None.
-
-    The record's ``active_workflow`` first, then the other workflows it noted, newest
-    first. Completed, cancelled, failed and missing workflows are passed over.
-    """
-    from claude_state.errors import ClaudeStateError
-
-    if record is None:
-        return None
-    if store is None:
-        from claude_state.domain.store import WorkflowStore
-
-        store = WorkflowStore(state)
-    candidates: list[str] = []
-    first = getattr(record, "active_workflow", None)
-    if isinstance(first, str):
-        candidates.append(first)
-    for wid in reversed(list(getattr(record, "workflows", None) or [])):
-        if isinstance(wid, str) and wid not in candidates:
-            candidates.append(wid)
-    for wid in candidates:
-        try:
-            wf = store.load(wid)
-        except ClaudeStateError:
-            continue
-        if wf.status in OPEN_STATUSES:
-            return wf
-    return None
+__all__ = ["hooks_for_op", "workflow_listener"]
 
 
 def hooks_for_op(wf: Any, op: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
