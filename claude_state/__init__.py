@@ -51,12 +51,9 @@ def __dir__() -> list[str]:
 
 def __getattr__(name: str) -> Any:
     if name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version
+        from claude_state.version import package_version
 
-        try:
-            return version("claude-state")
-        except PackageNotFoundError:  # running from a source tree
-            return "0.0.0+source"
+        return package_version()
     target = _LAZY.get(name)
     if target is None:
         raise AttributeError(f"module 'claude_state' has no attribute {name!r}")

@@ -128,9 +128,9 @@ def _parser_class() -> type[argparse.ArgumentParser]:
 
 
 def _version() -> str:
-    import claude_state
+    from claude_state.version import package_version
 
-    return str(claude_state.__version__)
+    return package_version()
 
 
 def build_parser(needed: Sequence[str] | None = None) -> argparse.ArgumentParser:

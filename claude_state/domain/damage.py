@@ -33,13 +33,11 @@ from claude_state.storage.layout import StateDir
 
 if TYPE_CHECKING:
     from claude_state.domain.leases import LeaseRecord
-    from claude_state.domain.recovery import RecoveryPlan
     from claude_state.domain.sessions import SessionRecord
 
 __all__ = [
     "SessionDamage",
     "classify",
-    "damaged_plan",
     "damaged_sessions",
     "lease_possibly_crashed",
     "refuse_live",
@@ -163,47 +161,6 @@ def _judge(record: SessionRecord | None, lease: LeaseRecord | None) -> str:
     if isinstance(pid, int) and pid_alive(pid):
         return "active"
     return "crashed"
-
-
-def damaged_plan(state: StateDir, sid: str) -> RecoveryPlan | None:
-    """The recovery plan of *sid* when its files are damaged (None when they read):
-    the damage is named in ``estimated_data_loss``; workflows are found from what
-    still reads (the record, or the workflows' owners)."""
-    from claude_state.domain import recovery
-    from claude_state.domain.sessions import SessionRecord
-
-    d = classify(state, sid)
-    if d is None:
-        return None
-    rec = d.record or SessionRecord(id=sid)
-    named = f"damaged files: {d.describe()}"
-    epoch = d.lease.epoch if d.lease is not None else 0
-    if d.status != "crashed":
-        return recovery.RecoveryPlan(
-            sid,
-            recovery.STRATEGY_NOTHING,
-            f"none: the session is {d.status} ({named})",
-            applied=d.status == "recovered",
-            status=d.status,
-            last_activity=recovery._last_activity(rec),
-            lease_epoch=epoch,
-        )
-    workflows = recovery.unfinished_workflows(state, sid, rec)
-    if any(w["status"] == "damaged" for w in workflows):
-        strategy = recovery.STRATEGY_RESTORE
-    else:
-        strategy = recovery.STRATEGY_WAL  # at least the damaged lease is set right
-    loss = recovery._data_loss(rec, workflows) if d.record is not None else "unknown"
-    return recovery.RecoveryPlan(
-        session_id=sid,
-        strategy=strategy,
-        estimated_data_loss=f"{named}; {loss}",
-        recoverable_workflows=workflows,
-        status="crashed",
-        last_activity=recovery._last_activity(rec),
-        in_flight_tool_calls=[dict(c) for c in rec.in_flight.values()],
-        lease_epoch=epoch,
-    )
 
 
 def lease_possibly_crashed(state: StateDir, sid: str) -> bool:

@@ -339,7 +339,7 @@ def plan(state: StateDir, sid: str) -> RecoveryPlan:
     :raises NotFoundError: unknown session. :raises InvalidIdError: bad id.
     """
     validate_id(sid, "session id")
-    damaged = damage.damaged_plan(state, sid)  # a file of the session does not read
+    damaged = _damaged_plan(state, sid)  # a file of the session does not read
     if damaged is not None:
         return damaged
     store = SessionStore(state)
@@ -558,3 +558,42 @@ def kill_orphans(the_plan: RecoveryPlan, *, grace: float = 2.0) -> RecoveryPlan:
         for k in the_plan.killed_orphans:
             the_plan.changes.append(f"ended orphaned process {k['pid']}: {k['result']}")
     return the_plan
+
+
+def _damaged_plan(state: StateDir, sid: str) -> RecoveryPlan | None:
+    """The recovery plan of *sid* when its files are damaged (None when they read):
+    the damage is named in ``estimated_data_loss``; workflows are found from what
+    still reads (the record, or the workflows' owners); :mod:`~claude_state.domain.damage` says
+    what is damaged and how the session stands."""
+    d = damage.classify(state, sid)
+    if d is None:
+        return None
+    rec = d.record or SessionRecord(id=sid)
+    named = f"damaged files: {d.describe()}"
+    epoch = d.lease.epoch if d.lease is not None else 0
+    if d.status != "crashed":
+        return RecoveryPlan(
+            sid,
+            STRATEGY_NOTHING,
+            f"none: the session is {d.status} ({named})",
+            applied=d.status == "recovered",
+            status=d.status,
+            last_activity=_last_activity(rec),
+            lease_epoch=epoch,
+        )
+    workflows = unfinished_workflows(state, sid, rec)
+    if any(w["status"] == "damaged" for w in workflows):
+        strategy = STRATEGY_RESTORE
+    else:
+        strategy = STRATEGY_WAL  # at least the damaged lease is set right
+    loss = _data_loss(rec, workflows) if d.record is not None else "unknown"
+    return RecoveryPlan(
+        session_id=sid,
+        strategy=strategy,
+        estimated_data_loss=f"{named}; {loss}",
+        recoverable_workflows=workflows,
+        status="crashed",
+        last_activity=_last_activity(rec),
+        in_flight_tool_calls=[dict(c) for c in rec.in_flight.values()],
+        lease_epoch=epoch,
+    )

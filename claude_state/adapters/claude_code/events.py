@@ -34,7 +34,7 @@ from typing import Any
 
 import orjson
 
-from claude_state.adapters.claude_code.hot import COLD_EVENTS, check_gate, failed, log
+from claude_state.adapters.claude_code.hookio import COLD_EVENTS, check_gate, failed, log
 from claude_state.errors import ClaudeStateError, LeaseHeldError
 from claude_state.ids import is_valid_id
 from claude_state.plugins.config import Config, load_config, sync_hot_conf
@@ -232,7 +232,7 @@ def _last_good_config(state: StateDir) -> Config:
     custom redaction patterns the user asked for: events would then reach the disk with
     those secrets, and ``hot.conf`` would be rewritten without them.
     """
-    from claude_state.adapters.claude_code.hot import read_hot_conf
+    from claude_state.adapters.claude_code.hookio import read_hot_conf
 
     config = Config()
     conf = read_hot_conf(state.root)
