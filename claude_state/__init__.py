@@ -4,8 +4,6 @@ Importing the package is cheap on purpose (the hook's hot path imports it on eve
 call): the public names are resolved lazily by :func:`__getattr__`.
 """
 
-from __future__ import annotations
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing imports re (~14 ms): never at run time on the hook's path
     from typing import Any
@@ -49,7 +47,7 @@ def __dir__() -> list[str]:
     return sorted(__all__)
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> "Any":
     if name == "__version__":
         from claude_state.version import package_version
 

@@ -9,8 +9,6 @@ on it without parsing the message. This module imports nothing: the hook's hot p
 uses it.
 """
 
-from __future__ import annotations
-
 
 class ClaudeStateError(Exception):
     """Root of every error claude-state raises on purpose."""

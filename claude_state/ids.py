@@ -6,8 +6,6 @@ Ids become file names, so they are checked before any path is built from them
 interpreter start-up.
 """
 
-from __future__ import annotations
-
 import os
 
 from claude_state.errors import InvalidIdError

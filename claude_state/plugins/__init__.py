@@ -11,8 +11,6 @@ Public API:
 * :mod:`claude_state.plugins.hookspecs` - the hooks (``docs/hooks.md``).
 """
 
-from __future__ import annotations
-
 import os
 
 TYPE_CHECKING = False
@@ -24,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["hookimpl", "notify"]
 
 
-def notify(name: str, /, *, state: StateDir | None = None, **kwargs: Any) -> list[Any]:
+def notify(name: str, /, *, state: "StateDir | None" = None, **kwargs: "Any") -> "list[Any]":
     """Fire hook *name* with *kwargs* on every loaded plugin; their non-None results.
 
     Loads the plugin manager on first use (for *state*, default: the resolved state
@@ -39,7 +37,7 @@ def notify(name: str, /, *, state: StateDir | None = None, **kwargs: Any) -> lis
     return call_hook(get_plugin_manager(state), name, **kwargs)
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> "Any":
     if name == "hookimpl":
         from claude_state.plugins.hookspecs import hookimpl
 

@@ -11,8 +11,6 @@ On macOS ``fsync`` does not flush the drive cache; ``fcntl(F_FULLFSYNC)`` does.
 Hot path module: stdlib only.
 """
 
-from __future__ import annotations
-
 import errno as _errno
 import os
 import sys

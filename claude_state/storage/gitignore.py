@@ -10,8 +10,6 @@ of a project (which creates the folders itself): stdlib only, so the hook's hot 
 call it.
 """
 
-from __future__ import annotations
-
 import os
 
 __all__ = ["GITIGNORE", "CONTENT", "write_gitignore"]

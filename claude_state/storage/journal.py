@@ -12,8 +12,6 @@ valid JSON is logged and skipped when the journal is read.
 Hot path module: stdlib and xxhash only.
 """
 
-from __future__ import annotations
-
 import os
 import time
 

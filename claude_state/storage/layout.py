@@ -9,8 +9,6 @@ This module is on the hook's hot path: stdlib ``os`` only, no ``pathlib`` object
 per-call code (plain strings are cheaper), and no directory is created until needed.
 """
 
-from __future__ import annotations
-
 import os
 
 from claude_state.ids import validate_id
@@ -80,8 +78,8 @@ class StateDir:
         project: str | None = None,
         *,
         cwd: str | None = None,
-        env: Mapping[str, str] | None = None,
-    ) -> StateDir:
+        env: "Mapping[str, str] | None" = None,
+    ) -> "StateDir":
         """Resolve the state directory by the contract's order (see module docstring)."""
         env = os.environ if env is None else env
         if state_dir:
@@ -123,7 +121,7 @@ class StateDir:
     def exists(self) -> bool:
         return os.path.isdir(self.root)
 
-    def ensure(self, sweep: bool = True) -> StateDir:
+    def ensure(self, sweep: bool = True) -> "StateDir":
         """Create the layout (0700, idempotent) and sweep orphaned temp files.
 
         A folder of the layout that is a symlink or not a directory is refused

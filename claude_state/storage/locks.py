@@ -19,8 +19,6 @@ tests can show that they do detect lost updates when the lock is off.
 Hot path module: stdlib only.
 """
 
-from __future__ import annotations
-
 import fcntl
 import os
 import time
@@ -138,7 +136,7 @@ class FileLock:
     def held(self) -> bool:
         return self._locked
 
-    def __enter__(self) -> FileLock:
+    def __enter__(self) -> "FileLock":
         self.acquire()
         return self
 
@@ -146,6 +144,6 @@ class FileLock:
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
-        tb: TracebackType | None,
+        tb: "TracebackType | None",
     ) -> None:
         self.release()

@@ -23,8 +23,6 @@ Hot path module: stdlib only (``os``, ``stat`` is not imported: the ``S_IS*`` te
 done on the mode bits directly).
 """
 
-from __future__ import annotations
-
 import errno as _errno
 import os
 

@@ -44,8 +44,6 @@ Invariants:
 Hot path module: stdlib and ``xxhash`` only.
 """
 
-from __future__ import annotations
-
 import os
 import struct
 
@@ -90,7 +88,7 @@ KIND_WORKFLOW = 1
 KIND_SESSION = 2
 
 
-_xxh3_64: Callable[[bytes | memoryview, int], int] | None = None
+_xxh3_64: "Callable[[bytes | memoryview, int], int] | None" = None
 
 
 def _xxh(data: bytes | memoryview, seed: int = 0) -> int:
@@ -140,7 +138,7 @@ class WALRead:
 
     def __init__(
         self,
-        header: WALHeader,
+        header: "WALHeader",
         records: list[tuple[int, bytes]] | None = None,
         valid_end: int = FILE_HEAD_SIZE,
         size: int = FILE_HEAD_SIZE,
@@ -167,7 +165,7 @@ def encode_header(kind: int, salt: int, generation: int, base_seq: int, flags: i
     return head + struct.pack("<Q", _xxh(head))
 
 
-def parse_header(data: bytes, path: str | None = None) -> WALHeader:
+def parse_header(data: bytes, path: str | None = None) -> "WALHeader":
     if len(data) < FILE_HEAD_SIZE:
         raise WALError(f"WAL header truncated ({len(data)} bytes)", path)
     head = data[: FILE_HEAD.size]
@@ -249,7 +247,7 @@ def _verified_record_after(buf: bytes, off: int, salt: int) -> int | None:
     return None
 
 
-def parse(buf: bytes, path: str | None = None, after_seq: int = -1) -> WALRead:
+def parse(buf: bytes, path: str | None = None, after_seq: int = -1) -> "WALRead":
     """Verify a whole WAL image and return its records with ``seq > after_seq``.
 
     :raises WALError: bad header, a sequence gap, or damage before the tail.
@@ -291,7 +289,7 @@ def parse(buf: bytes, path: str | None = None, after_seq: int = -1) -> WALRead:
     return result
 
 
-def read(path: str, after_seq: int = -1) -> WALRead:
+def read(path: str, after_seq: int = -1) -> "WALRead":
     """Read and verify the WAL at *path* (lock-free). :raises FileNotFoundError:
 
     A read racing a writer's overwrite of the zero room can copy an early page before
@@ -342,7 +340,7 @@ def create(
     base_seq: int,
     flags: int = 0,
     salt: int | None = None,
-) -> WALHeader:
+) -> "WALHeader":
     """Atomically (re)place *path* with an empty WAL of a new generation and salt.
 
     :param salt: the salt to use (default: a new one); a workflow snapshot records the
@@ -371,7 +369,7 @@ def _data_end(fd: int, size: int) -> int:
     return FILE_HEAD_SIZE
 
 
-def _tail_state(fd: int, path: str) -> tuple[WALHeader, int, int]:
+def _tail_state(fd: int, path: str) -> "tuple[WALHeader, int, int]":
     """(header, next_seq, valid_end) of an open WAL, cutting a torn tail if present.
 
     Fast path: verify only the last record (two preads; a preallocated WAL first finds
@@ -401,7 +399,9 @@ def _tail_state(fd: int, path: str) -> tuple[WALHeader, int, int]:
     return _cut(fd, header, result, buf)
 
 
-def _cut(fd: int, header: WALHeader, result: WALRead, buf: bytes) -> tuple[WALHeader, int, int]:
+def _cut(
+    fd: int, header: "WALHeader", result: "WALRead", buf: bytes
+) -> "tuple[WALHeader, int, int]":
     """Cut the torn tail found by *result*, leaving a jump record in its place.
 
     The cut bytes are not always a crash's unacknowledged append: a tail damaged after

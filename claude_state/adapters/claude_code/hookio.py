@@ -14,8 +14,6 @@ importing the entry point that imports it: no import cycle. Standard library and
 storage modules only: it is on the hot path.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 import time
@@ -89,7 +87,7 @@ class HotConf:
         return now != self.stamp
 
 
-def read_hot_conf(root: str) -> HotConf | None:
+def read_hot_conf(root: str) -> "HotConf | None":
     """Parse ``<root>/hot.conf``; None when there is none (all defaults)."""
     try:  # a symlink, FIFO or device there is ignored, never waited on (safeio)
         data = safeio.read_regular(os.path.join(root, HOT_CONF))
@@ -187,7 +185,7 @@ def log(state: StateDir | None, message: str) -> None:
             return
 
 
-def failed(state: StateDir | None, exc: BaseException, env: Mapping[str, str], what: str) -> int:
+def failed(state: StateDir | None, exc: BaseException, env: "Mapping[str, str]", what: str) -> int:
     """Log an internal error; the exit code (0, or 1 with ``CLAUDE_STATE_STRICT=1``)."""
     detail = f"{type(exc).__name__}: {exc}"
     if env.get("CLAUDE_STATE_DEBUG") == "1":

@@ -31,8 +31,6 @@ internal errors exit 1, for tests and debugging). Nothing but the event's answer
 written to stdout.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 
@@ -113,7 +111,7 @@ def _fast(raw: bytes, forced: str | None, state: StateDir, conf: HotConf | None)
 
 
 def handle(
-    raw: bytes, forced_event: str | None = None, env: Mapping[str, str] | None = None
+    raw: bytes, forced_event: str | None = None, env: "Mapping[str, str] | None" = None
 ) -> tuple[int, bytes]:
     """Handle one hook input: ``(exit code, stdout bytes)``. Never raises.
 

@@ -10,8 +10,6 @@ sure; the caller then parses the event for real (``docs/hooks.md``, "The hot pat
 nothing imported at all.
 """
 
-from __future__ import annotations
-
 __all__ = ["JSON_WS", "scan_field", "scan_fields"]
 
 #: JSON's whitespace
