@@ -164,3 +164,45 @@ def test_a_quarantined_lease_does_not_hide_the_crash(state: StateDir) -> None:
     assert WorkflowStore(state).load(WID).owner == {"session_id": SID, "epoch": 2}
     after = js(state, "status")
     assert after["sessions"]["recovered"] == 1 and after["damaged"] == []
+
+
+SID2 = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
+
+
+def test_recover_rebuilds_a_damaged_record_from_its_journal(state: StateDir) -> None:
+    """The record is a fold of the journal: recovery sets the damaged one aside in
+    quarantine/ and folds the journal again, instead of refusing the crash."""
+    kill9(start_agent(state, SID, WID))
+    SessionStore(state).catch_up(SID)
+    flip(state.session_record(SID), at=-2)
+    [done] = js(state, "recover", SID)["plans"]
+    assert done["applied"] and done["status"] == "recovered"
+    assert any("rebuilt the damaged session record" in c for c in done["changes"])
+    assert [w["id"] for w in done["recoverable_workflows"]] == [WID]
+    quarantined = os.listdir(os.path.join(state.root, "quarantine"))
+    assert quarantined == [f"sessions__{SID}.session"]
+    after = js(state, "status")
+    assert after["sessions"]["recovered"] == 1 and after["damaged"] == []
+    assert js(state, "verify")["ok"]
+
+
+def test_one_unrecoverable_session_does_not_keep_the_others_from_recovery(
+    state: StateDir,
+) -> None:
+    """A journal damaged before its tail cannot be folded: that session is named with
+    its error, every other crashed session is still recovered, and the exit is 1."""
+    kill9(start_agent(state, SID, WID))
+    kill9(start_agent(state, SID2, "other-work"))
+    flip(state.session_wal(SID), at=200)
+    ctx = session_start_context(state)  # the crash scan goes on past the damaged one
+    assert SID in ctx and SID2 in ctx
+    r = cli(state, "--json", "recover")
+    assert r.returncode == 1, r.stderr
+    plans = {p["session_id"]: p for p in orjson.loads(r.stdout)["plans"]}
+    assert set(plans) == {SID, SID2}
+    assert plans[SID2]["applied"] and plans[SID2]["status"] == "recovered"
+    assert not plans[SID]["applied"] and plans[SID]["error"]["kind"] == "WALError"
+    assert state.session_wal(SID) in plans[SID]["error"]["message"]
+    # asked for alone, the same session's error is the answer (exit 1, named)
+    alone = cli(state, "recover", SID)
+    assert alone.returncode == 1 and state.session_wal(SID) in alone.stderr

@@ -76,6 +76,8 @@ def render(plans: list[dict[str, Any]], dry_run: bool) -> str:
             lines.append(f"  processes left running: {p['orphans_note']}")
         for c in p.get("changes") or []:
             lines.append(f"  - {c}")
+        if p.get("error"):
+            lines.append(f"  NOT RECOVERED: {p['error']['message']}")
         lines.append("")
     if dry_run:
         lines.append("dry run: nothing changed; run without --dry-run to apply")
@@ -96,7 +98,7 @@ def _age(seconds: Any) -> str:
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from claude_state.domain import recovery
     from claude_state.domain.sessions import SessionStore
-    from claude_state.errors import NotFoundError
+    from claude_state.errors import ClaudeStateError, NotFoundError, exit_code_for
     from claude_state.ids import validate_id
 
     sids = [validate_id(s, "session id") for s in args.sids]
@@ -109,13 +111,37 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     else:
         sids = recovery.find_crashed(sd) if sd.exists() else []
     plans = []
+    failed: list[ClaudeStateError] = []
     for s in sids:
-        plan = recovery.plan(sd, s)
-        # A named session that is active is refused (exit 4) by apply: its owner lives.
-        if not args.dry_run and plan.status in ("crashed", "active"):
-            plan = recovery.apply(sd, plan)
-        if args.kill_orphans and not args.dry_run:
-            plan = recovery.kill_orphans(plan)
+        plan = None
+        try:
+            plan = recovery.plan(sd, s)
+            # A named session that is active is refused (exit 4) by apply: its owner lives.
+            if not args.dry_run and plan.status in ("crashed", "active"):
+                plan = recovery.apply(sd, plan)
+            if args.kill_orphans and not args.dry_run:
+                plan = recovery.kill_orphans(plan)
+        except ClaudeStateError as exc:
+            if len(sids) == 1:
+                raise  # the one session asked for: its error is the answer
+            # One session that cannot be recovered (a journal damaged beyond its tail)
+            # must not keep the others from being recovered: named, and exit non-zero.
+            failed.append(exc)
+            entry: dict[str, Any] = (
+                plan.to_dict()
+                if plan is not None
+                else {
+                    "session_id": s,
+                    "strategy": "none",
+                    "estimated_data_loss": "unknown: the session's files do not read",
+                    "recoverable_workflows": [],
+                    "applied": False,
+                    "status": "damaged",
+                }
+            )
+            entry["error"] = {"kind": type(exc).__name__, "message": str(exc)}
+            plans.append(entry)
+            continue
         plans.append(plan.to_dict())
     ctx.emit({"plans": plans}, render(plans, args.dry_run))
-    return 0
+    return max((exit_code_for(e) for e in failed), default=0)

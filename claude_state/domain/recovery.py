@@ -41,7 +41,6 @@ from claude_state.domain.sessions import (
 from claude_state.domain.staleness import HostInfo, is_stale
 from claude_state.errors import (
     ClaudeStateError,
-    FrameError,
     IntegrityError,
     LeaseHeldError,
     NotFoundError,
@@ -164,8 +163,10 @@ def find_crashed(state: StateDir) -> list[str]:
         try:
             if store.peek(sid).status == "active":
                 out.append(sid)
-        except (FrameError, NotFoundError):
-            out.append(sid)  # a lease with a damaged record: still a crash to report
+        except (IntegrityError, NotFoundError):
+            # a lease with a damaged record or journal: still a crash to report (and
+            # one damaged session must not end the scan for the others)
+            out.append(sid)
     return sorted(out)
 
 
@@ -417,6 +418,9 @@ def apply(
     state.ensure(sweep=False)
     store = SessionStore(state)
     with _recovery_lock(state, sid):
+        # A damaged record is rebuilt from the journal it folds (the damaged copy kept
+        # in quarantine/): a crash must stay recoverable whatever else broke.
+        rebuilt = store.rebuild_damaged(sid)
         store.catch_up(sid, on_event)
         fresh = plan(state, sid)
         if fresh.status != "crashed":
@@ -428,6 +432,8 @@ def apply(
             fresh.applied = True
             return fresh
         changes: list[str] = damage.replace_damaged_lease(state, sid)
+        if rebuilt is not None:
+            changes.append(f"rebuilt the damaged session record from its journal ({rebuilt})")
         lease = leases.read(state, sid)
         assert lease is not None  # crashed implies a lease
         if lease.held:

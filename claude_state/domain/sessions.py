@@ -570,6 +570,30 @@ class SessionStore:
                 self._save_locked(rec)
             return rec
 
+    def rebuild_damaged(self, sid: str) -> str | None:
+        """Set a damaged record aside and fold the whole journal into a new one.
+
+        The record is a fold of the journal (its cursor and what the events said), so
+        the journal rebuilds it; what only the record knew (a ``recovered`` or
+        ``ended`` mark, counts of events from a compacted past) is lost, which is why
+        the damaged file goes to ``quarantine/`` rather than away.
+
+        :returns: the quarantined path, or None when the record reads (or is absent).
+        :raises WALError: the journal is damaged too (nothing changed then).
+        """
+        validate_id(sid, "session id")
+        with self.lock(sid):
+            try:
+                self._read(sid)
+                return None
+            except FrameError:
+                pass
+            rec = SessionRecord(id=sid)
+            self._fold(rec, None)  # raises before anything moves if the journal is bad
+            dest = self.state.quarantine(self.state.session_record(sid))
+            self._save_locked(rec)
+            return dest
+
     def update(self, sid: str, fn: Callable[[SessionRecord], None]) -> SessionRecord:
         """Catch up, apply *fn* to the record, save: one locked read-modify-write."""
         validate_id(sid, "session id")

@@ -21,7 +21,7 @@ from typing import Any
 from claude_state.errors import ClaudeStateError, IntegrityError, StorageError
 from claude_state.storage import frame, journal, wal
 from claude_state.storage.blobs import digest
-from claude_state.storage.layout import StateDir, _makedirs
+from claude_state.storage.layout import StateDir
 from claude_state.storage.locks import FileLock
 from claude_state.storage.safeio import describe_mode, read_regular
 
@@ -300,10 +300,7 @@ def _damaged(state: StateDir, report: Report, path: str, exc: IntegrityError, re
 
 def _quarantine(state: StateDir, report: Report, path: str, action: str) -> None:
     """Move *path* (the entry itself, never what a symlink names) to ``quarantine/``."""
-    qdir = os.path.join(state.root, "quarantine")
-    _makedirs(qdir)
-    rel = os.path.relpath(path, state.root).replace(os.sep, "__")
-    os.replace(path, os.path.join(qdir, rel))
+    state.quarantine(path)
     report.repaired.append({"path": path, "action": action})
 
 

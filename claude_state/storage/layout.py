@@ -181,6 +181,17 @@ class StateDir:
     def lease(self, session_id: str) -> str:
         return os.path.join(self.sessions, validate_id(session_id, "session id") + ".lease")
 
+    def quarantine(self, path: str) -> str:
+        """Move *path* (the entry itself, never what a symlink names) to
+        ``quarantine/``, where nothing reads it as data but a person can still look:
+        the one place damaged or foreign files go (``verify --repair``, recovery).
+        :returns: where it went."""
+        qdir = os.path.join(self.root, "quarantine")
+        _makedirs(qdir)
+        dest = os.path.join(qdir, os.path.relpath(path, self.root).replace(os.sep, "__"))
+        os.replace(path, dest)
+        return dest
+
     def blob(self, digest: str) -> str:
         if len(digest) != 32 or any(c not in "0123456789abcdef" for c in digest):
             from claude_state.errors import InvalidIdError
