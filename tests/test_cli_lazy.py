@@ -32,17 +32,33 @@ REAL = Path(__file__).parent / "fixtures" / "claude-code-2.1.332" / "session.jso
 SID = "7fd24885-14ec-415f-bb62-f5d63ed142c5"
 
 PROBE = """
-import sys
+import os, sys
 sys.path[:0] = {paths!r}
 before = set(sys.modules)
+
+
+def report(code):
+    new = sorted(set(sys.modules) - before)
+    sys.stdout.flush()
+    sys.stderr.write("\\n@@" + repr((code, new)))
+    sys.stderr.flush()
+
+
+real_exit = os._exit
+
+
+def _exit(code):  # a hot hook event ends the process here (hot.finish)
+    report(code)
+    real_exit(code)
+
+
+os._exit = _exit
 from claude_state.cli.main import main
 try:
     code = main({argv!r})
 except SystemExit as exc:
     code = exc.code
-new = sorted(set(sys.modules) - before)
-sys.stdout.flush()
-sys.stderr.write("\\n@@" + repr((code, new)))
+report(code)
 """
 
 #: What a hook call must never import (the parser, the cold path, other commands).

@@ -45,9 +45,16 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     return run_hook(args.state_dir, args.project, args.event)
 
 
-def run_hook(state_dir: str | None, project: str | None, event: str | None) -> int:
-    """Handle one hook input from stdin; the exit code (see :func:`hot.handle`)."""
-    from claude_state.adapters.claude_code.hot import handle
+def run_hook(
+    state_dir: str | None, project: str | None, event: str | None, *, exit_now: bool = False
+) -> int:
+    """Handle one hook input from stdin; the exit code (see :func:`hot.handle`).
+
+    With *exit_now* (the CLI's fast dispatch of a plain ``claude-state hook``) the process
+    ends here, as the installed command's does (:func:`hot.finish`: a hot event skips
+    the interpreter's finalization).
+    """
+    from claude_state.adapters.claude_code.hot import finish, handle_event
 
     env = dict(os.environ)
     if state_dir:
@@ -59,7 +66,9 @@ def run_hook(state_dir: str | None, project: str | None, event: str | None) -> i
         raw = sys.stdin.buffer.read()
     except (OSError, ValueError, AttributeError):
         raw = b""
-    code, out = handle(raw, event or None, env)
+    code, out, hot = handle_event(raw, event or None, env)
+    if exit_now:
+        finish(code, out, hot)
     if out:
         try:
             sys.stdout.buffer.write(out)

@@ -209,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if hook is not None:
         from claude_state.cli.cmd_hook import run_hook
 
-        return run_hook(*hook)
+        return run_hook(*hook, exit_now=True)
     import os
 
     parser = build_parser(needed=[a for a in args_list if a in LISTING])
