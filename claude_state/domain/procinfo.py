@@ -363,15 +363,7 @@ def process_start_time(pid: int) -> float | None:
         return None
     if token.startswith(TOKEN_CTIME):
         return float(token[len(TOKEN_CTIME) :])
-    ticks = int(token[len(TOKEN_TICKS) :])
-    try:
-        with open("/proc/stat", "rb") as f:
-            for line in f:
-                if line.startswith(b"btime "):
-                    return int(line.split()[1]) + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError):
-        pass
-    return None
+    return _ticks_to_epoch(int(token[len(TOKEN_TICKS) :]))
 
 
 # -- identity ----------------------------------------------------------------------------
