@@ -66,3 +66,19 @@ def check_stdout(out: bytes, name: str) -> dict[str, Any] | None:
     assert isinstance(doc, dict)
     assert doc["hookSpecificOutput"]["hookEventName"] == name
     return doc
+
+
+def cli_json(tmp: Path, *args: str) -> Any:
+    """``claude-state --json ARGS`` for the project in *tmp* (the hook's environment),
+    run from this checkout; its JSON answer (a non-zero exit fails the test)."""
+    env = hook_env(tmp)
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    r = subprocess.run(
+        [sys.executable, "-m", "claude_state", "--json", *args],
+        env=env,
+        capture_output=True,
+        cwd=tmp,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr.decode()
+    return json.loads(r.stdout)

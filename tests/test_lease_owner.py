@@ -18,17 +18,15 @@ assertions tell the two apart.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hookutil import event, hook_env, run_hook, state_root
+from hookutil import cli_json, event, hook_env, run_hook, state_root
 
 from claude_state.clock import now_iso
 from claude_state.domain import leases
@@ -82,17 +80,7 @@ def hook(
 
 
 def cli(tmp: Path, *args: str) -> Any:
-    env = hook_env(tmp)
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
-    r = subprocess.run(
-        [sys.executable, "-m", "claude_state", "--json", *args],
-        env=env,
-        capture_output=True,
-        cwd=tmp,
-        timeout=60,
-    )
-    assert r.returncode == 0, r.stderr.decode()
-    return json.loads(r.stdout)
+    return cli_json(tmp, *args)
 
 
 def state(tmp: Path) -> StateDir:

@@ -11,7 +11,6 @@ are never named nor touched.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hookutil import check_stdout, event, hook_env, run_hook
+from hookutil import check_stdout, cli_json, event, hook_env, run_hook
 
 from claude_state.adapters.claude_code.context import build_context
 from claude_state.domain.procinfo import pid_alive, process_start_token
@@ -91,17 +90,7 @@ def start_agent(procs: Procs) -> tuple[subprocess.Popen[str], int, int]:
 
 
 def cli(tmp: Path, *args: str) -> Any:
-    env = hook_env(tmp)
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
-    r = subprocess.run(
-        [sys.executable, "-m", "claude_state", "--json", *args],
-        env=env,
-        capture_output=True,
-        cwd=tmp,
-        timeout=60,
-    )
-    assert r.returncode == 0, r.stderr.decode()
-    return json.loads(r.stdout)
+    return cli_json(tmp, *args)
 
 
 def wait_gone(pid: int, timeout: float = 5.0) -> bool:
